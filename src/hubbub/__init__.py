@@ -1,0 +1,1 @@
+"""Hubbub: a real-time chat server."""
