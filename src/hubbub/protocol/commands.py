@@ -1,0 +1,52 @@
+"""Client-to-server events, as validated values.
+
+`room` is `None` where the client omitted it; the session resolves it (the
+seed's page keeps one room per connection and leaves it out).
+"""
+
+from dataclasses import dataclass
+
+from hubbub.protocol.errors import Ref
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    room: str
+    username: str | None
+    since: int | None = None
+    ref: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    content: str
+    room: str | None
+    ref: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    room: str | None
+    ref: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    room: str | None
+    ref: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    room: str
+    before: int | None = None
+    limit: int = 50
+    ref: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    ref: Ref | None = None
+
+
+Command = Join | Post | Leave | Typing | History | Ping

@@ -1,0 +1,171 @@
+"""Server-to-client events. `to_wire()` gives the exact map both codecs encode.
+
+The seed's events keep their names and fields; `room`, `id`, `connection_id`
+and `protocol` are additions old clients ignore.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hubbub.protocol import PROTOCOL_VERSION
+from hubbub.protocol.errors import ErrorCode, Ref
+
+Wire = dict[str, Any]
+
+
+def format_timestamp(ms: int) -> str:
+    """RFC 3339, UTC, milliseconds: `2026-11-26T06:21:03.123Z`."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    connection_id: str
+
+    def to_wire(self) -> Wire:
+        return {
+            "type": "welcome",
+            "message": "Connected to server",
+            "connection_id": self.connection_id,
+            "protocol": PROTOCOL_VERSION,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    id: int
+    room: str
+    sender: str
+    content: str
+    timestamp_ms: int
+
+    def to_wire(self) -> Wire:
+        return {
+            "type": "message",
+            "id": self.id,
+            "room": self.room,
+            "from": self.sender,
+            "content": self.content,
+            "timestamp": format_timestamp(self.timestamp_ms),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UserJoined:
+    username: str
+    room: str
+
+    def to_wire(self) -> Wire:
+        return {"type": "user_joined", "username": self.username, "room": self.room}
+
+
+@dataclass(frozen=True, slots=True)
+class UserLeft:
+    username: str
+    room: str
+
+    def to_wire(self) -> Wire:
+        return {"type": "user_left", "username": self.username, "room": self.room}
+
+
+@dataclass(frozen=True, slots=True)
+class TypingNotice:
+    username: str
+    room: str
+
+    def to_wire(self) -> Wire:
+        return {"type": "typing", "username": self.username, "room": self.room}
+
+
+MAX_LISTED_USERS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineUsers:
+    room: str
+    users: tuple[str, ...]
+    count: int
+
+    @classmethod
+    def of(cls, room: str, usernames: list[str]) -> "OnlineUsers":
+        """From the room's sorted distinct usernames; lists at most 1000, counts all."""
+        return cls(room, tuple(usernames[:MAX_LISTED_USERS]), len(usernames))
+
+    def to_wire(self) -> Wire:
+        return {
+            "type": "online_users",
+            "users": list(self.users),
+            "count": self.count,
+            "room": self.room,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    ref: Ref
+    id: int | None = None
+    replayed: int | None = None
+    truncated: bool | None = None
+
+    def to_wire(self) -> Wire:
+        wire: Wire = {"type": "ack", "ref": self.ref}
+        if self.id is not None:
+            wire["id"] = self.id
+        if self.replayed is not None:
+            wire["replayed"] = self.replayed
+        if self.truncated is not None:
+            wire["truncated"] = self.truncated
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    room: str
+    messages: tuple[ChatMessage, ...]
+    has_more: bool
+
+    def to_wire(self) -> Wire:
+        return {
+            "type": "history",
+            "room": self.room,
+            "messages": [message.to_wire() for message in self.messages],
+            "has_more": self.has_more,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    code: ErrorCode
+    message: str
+    ref: Ref | None = None
+
+    def to_wire(self) -> Wire:
+        wire: Wire = {"type": "error", "code": str(self.code), "message": self.message}
+        if self.ref is not None:
+            wire["ref"] = self.ref
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    def to_wire(self) -> Wire:
+        return {"type": "pong"}
+
+
+ServerEvent = (
+    Welcome
+    | ChatMessage
+    | UserJoined
+    | UserLeft
+    | TypingNotice
+    | OnlineUsers
+    | Ack
+    | HistoryPage
+    | Error
+    | Pong
+)
+
+SHEDDABLE = (TypingNotice, OnlineUsers)
+"""Events a slow consumer may lose: they are superseded by the next one of their kind."""

@@ -1,0 +1,151 @@
+"""Turn a decoded event (any value) into a `Command`, or refuse it with the exact code.
+
+Rules (PROTOCOL.md, "Validation"): `room` is 1..64 of letters, digits, `-`,
+`_`, `.`; `username` 1..32 printable characters after trimming; `content`
+1..4000 characters after trimming; `ref` a string or int of at most 64
+characters. Unknown fields are ignored.
+"""
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from hubbub.protocol.commands import Command, History, Join, Leave, Ping, Post, Typing
+from hubbub.protocol.errors import ErrorCode, Ref, Refusal
+
+ROOM_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+MAX_USERNAME = 32
+MAX_CONTENT = 4000
+MAX_REF = 64
+MAX_HISTORY_LIMIT = 100
+DEFAULT_HISTORY_LIMIT = 50
+
+
+def _invalid(message: str) -> Refusal:
+    return Refusal(ErrorCode.INVALID_FIELD, message)
+
+
+def parse_ref(value: object) -> Ref | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _invalid("ref must be a string or an integer")
+    if len(str(value)) > MAX_REF:
+        raise _invalid(f"ref must be at most {MAX_REF} characters")
+    return value
+
+
+def valid_room(value: object) -> str:
+    if not isinstance(value, str) or ROOM_PATTERN.fullmatch(value) is None:
+        raise _invalid("room must be 1 to 64 letters, digits, '-', '_' or '.'")
+    return value
+
+
+def _optional_room(event: Mapping[str, Any]) -> str | None:
+    value = event.get("room")
+    return None if value is None else valid_room(value)
+
+
+def valid_username(value: str) -> str:
+    name = value.strip()
+    if not 1 <= len(name) <= MAX_USERNAME or not name.isprintable():
+        raise _invalid(f"username must be 1 to {MAX_USERNAME} printable characters")
+    return name
+
+
+def _join_username(event: Mapping[str, Any]) -> str | None:
+    """The requested username, or None when missing or blank (the session then picks a guest)."""
+    value = event.get("username")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _invalid("username must be a string")
+    if not value.strip():
+        return None
+    return valid_username(value)
+
+
+def _content(event: Mapping[str, Any]) -> str:
+    value = event.get("content")
+    if not isinstance(value, str):
+        raise _invalid("content must be a string")
+    text = value.strip()
+    if not 1 <= len(text) <= MAX_CONTENT:
+        raise _invalid(f"content must be 1 to {MAX_CONTENT} characters after trimming")
+    return text
+
+
+def _optional_id(event: Mapping[str, Any], field: str) -> int | None:
+    value = event.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _invalid(f"{field} must be a non-negative integer message id")
+    return value
+
+
+def _limit(event: Mapping[str, Any]) -> int:
+    value = event.get("limit")
+    if value is None:
+        return DEFAULT_HISTORY_LIMIT
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid("limit must be an integer")
+    if not 1 <= value <= MAX_HISTORY_LIMIT:
+        raise _invalid(f"limit must be 1 to {MAX_HISTORY_LIMIT}")
+    return value
+
+
+def _join(event: Mapping[str, Any], ref: Ref | None) -> Command:
+    return Join(
+        valid_room(event.get("room")), _join_username(event), _optional_id(event, "since"), ref
+    )
+
+
+def _post(event: Mapping[str, Any], ref: Ref | None) -> Command:
+    return Post(_content(event), _optional_room(event), ref)
+
+
+def _leave(event: Mapping[str, Any], ref: Ref | None) -> Command:
+    return Leave(_optional_room(event), ref)
+
+
+def _typing(event: Mapping[str, Any], ref: Ref | None) -> Command:
+    return Typing(_optional_room(event), ref)
+
+
+def _history(event: Mapping[str, Any], ref: Ref | None) -> Command:
+    return History(valid_room(event.get("room")), _optional_id(event, "before"), _limit(event), ref)
+
+
+def _ping(event: Mapping[str, Any], ref: Ref | None) -> Command:
+    return Ping(ref)
+
+
+_PARSERS: dict[str, Callable[[Mapping[str, Any], Ref | None], Command]] = {
+    "join": _join,
+    "message": _post,
+    "leave": _leave,
+    "typing": _typing,
+    "history": _history,
+    "ping": _ping,
+}
+
+
+def parse_command(event: object, not_an_object: ErrorCode = ErrorCode.BAD_JSON) -> Command:
+    """Validate one decoded event.
+
+    Raises `Refusal`, carrying the event's `ref` when it had a valid one.
+    """
+    if not isinstance(event, Mapping):
+        raise Refusal(not_an_object, "an event must be an object with a 'type' field")
+    ref = parse_ref(event.get("ref"))
+    kind = event.get("type")
+    if not isinstance(kind, str):
+        raise Refusal(ErrorCode.INVALID_FIELD, "type must be a string", ref)
+    parser = _PARSERS.get(kind)
+    if parser is None:
+        raise Refusal(ErrorCode.UNKNOWN_TYPE, f"unknown event type {kind[:64]!r}", ref)
+    try:
+        return parser(event, ref)
+    except Refusal as refusal:
+        raise refusal.with_ref(ref) from None

@@ -1,0 +1,105 @@
+from typing import Any
+
+import pytest
+
+from hubbub.protocol.commands import History, Join, Leave, Ping, Post, Typing
+from hubbub.protocol.errors import ErrorCode, Refusal
+from hubbub.protocol.validation import parse_command
+
+
+def refused(event: object) -> Refusal:
+    with pytest.raises(Refusal) as caught:
+        parse_command(event)
+    return caught.value
+
+
+def test_seed_events_parse_with_their_fields() -> None:
+    assert parse_command({"type": "join", "room": "general", "username": "john"}) == Join(
+        "general", "john"
+    )
+    assert parse_command({"type": "message", "content": "Hello!", "room": "general"}) == Post(
+        "Hello!", "general"
+    )
+    assert parse_command({"type": "leave", "room": "general"}) == Leave("general")
+    assert parse_command({"type": "typing", "room": "general"}) == Typing("general")
+
+
+def test_room_may_be_omitted_where_the_seed_omits_it() -> None:
+    assert parse_command({"type": "message", "content": "hi"}) == Post("hi", None)
+    assert parse_command({"type": "typing"}) == Typing(None)
+    assert parse_command({"type": "leave"}) == Leave(None)
+
+
+def test_history_and_ping() -> None:
+    assert parse_command({"type": "history", "room": "a", "before": 10, "limit": 5}) == History(
+        "a", 10, 5
+    )
+    assert parse_command({"type": "history", "room": "a"}) == History("a", None, 50)
+    assert parse_command({"type": "ping", "ref": 7}) == Ping(7)
+
+
+def test_join_username_is_trimmed_and_blank_means_guest() -> None:
+    assert parse_command({"type": "join", "room": "r", "username": "  ann  "}) == Join("r", "ann")
+    assert parse_command({"type": "join", "room": "r", "username": "   "}) == Join("r", None)
+    assert parse_command({"type": "join", "room": "r"}) == Join("r", None)
+
+
+def test_join_since_is_kept() -> None:
+    assert parse_command({"type": "join", "room": "r", "since": 41}) == Join("r", None, 41)
+
+
+def test_unknown_fields_are_ignored() -> None:
+    assert parse_command({"type": "ping", "extra": [1, 2]}) == Ping()
+
+
+def test_content_is_trimmed() -> None:
+    assert parse_command({"type": "message", "content": "  hi \n"}) == Post("hi", None)
+
+
+@pytest.mark.parametrize(
+    ("event", "code"),
+    [
+        ([1, 2], ErrorCode.BAD_JSON),
+        ("join", ErrorCode.BAD_JSON),
+        ({"room": "a"}, ErrorCode.INVALID_FIELD),
+        ({"type": 5}, ErrorCode.INVALID_FIELD),
+        ({"type": "dance"}, ErrorCode.UNKNOWN_TYPE),
+        ({"type": "join"}, ErrorCode.INVALID_FIELD),
+        ({"type": "join", "room": ""}, ErrorCode.INVALID_FIELD),
+        ({"type": "join", "room": "a" * 65}, ErrorCode.INVALID_FIELD),
+        ({"type": "join", "room": "no spaces"}, ErrorCode.INVALID_FIELD),
+        ({"type": "join", "room": "ok", "username": "x" * 33}, ErrorCode.INVALID_FIELD),
+        ({"type": "join", "room": "ok", "username": "bell\x07"}, ErrorCode.INVALID_FIELD),
+        ({"type": "join", "room": "ok", "username": 3}, ErrorCode.INVALID_FIELD),
+        ({"type": "join", "room": "ok", "since": -1}, ErrorCode.INVALID_FIELD),
+        ({"type": "join", "room": "ok", "since": True}, ErrorCode.INVALID_FIELD),
+        ({"type": "message"}, ErrorCode.INVALID_FIELD),
+        ({"type": "message", "content": "   "}, ErrorCode.INVALID_FIELD),
+        ({"type": "message", "content": "x" * 4001}, ErrorCode.INVALID_FIELD),
+        ({"type": "message", "content": "hi", "room": 1}, ErrorCode.INVALID_FIELD),
+        ({"type": "history", "room": "a", "limit": 0}, ErrorCode.INVALID_FIELD),
+        ({"type": "history", "room": "a", "limit": 101}, ErrorCode.INVALID_FIELD),
+        ({"type": "history", "room": "a", "before": "1"}, ErrorCode.INVALID_FIELD),
+        ({"type": "ping", "ref": "x" * 65}, ErrorCode.INVALID_FIELD),
+        ({"type": "ping", "ref": 1.5}, ErrorCode.INVALID_FIELD),
+        ({"type": "ping", "ref": False}, ErrorCode.INVALID_FIELD),
+    ],
+)
+def test_invalid_events_are_refused_with_the_exact_code(event: object, code: ErrorCode) -> None:
+    assert refused(event).code is code
+
+
+def test_content_of_4000_characters_is_accepted() -> None:
+    assert parse_command({"type": "message", "content": "x" * 4000}) == Post("x" * 4000, None)
+
+
+def test_a_refusal_carries_the_events_ref() -> None:
+    event: dict[str, Any] = {"type": "message", "content": "", "ref": "abc"}
+    assert refused(event).ref == "abc"
+    assert refused({"type": "nope", "ref": 9}).ref == 9
+
+
+def test_not_an_object_code_depends_on_the_codec() -> None:
+    with pytest.raises(Refusal) as caught:
+        parse_command([1], ErrorCode.BAD_ENCODING)
+    assert caught.value.code is ErrorCode.BAD_ENCODING
