@@ -1,0 +1,96 @@
+"""One connection's state machine: a decoded command in, a list of actions out.
+
+Pure: the caller passes the time and a guest-name factory. The session knows
+the connection's username and rooms and applies the per-connection rules
+(rate, membership, the seed's omitted-room rules); the hub and the store are
+the server's business.
+"""
+
+from collections.abc import Callable
+
+from hubbub.core.actions import Action, Close, Enter, Exit, FetchHistory, Notify, Publish, Reply
+from hubbub.core.ratelimit import RateLimiter
+from hubbub.protocol.commands import Command, History, Join, Leave, Ping, Post, Typing
+from hubbub.protocol.errors import ErrorCode, Ref, Refusal
+from hubbub.protocol.events import Ack, Error, Pong, TypingNotice
+
+POLICY_VIOLATION = 1008
+
+
+class Session:
+    def __init__(self, limiter: RateLimiter, guest_name: Callable[[], str]) -> None:
+        self._limiter = limiter
+        self._guest_name = guest_name
+        self.username: str | None = None
+        self.rooms: dict[str, None] = {}
+        """Joined rooms in joining order (a dict as an ordered set)."""
+
+    def handle(self, command: Command | Refusal, now: float) -> list[Action]:
+        if not self._limiter.allow(now):
+            actions: list[Action] = [
+                Reply(
+                    Error(
+                        ErrorCode.RATE_LIMITED, "too many events; this one was dropped", command.ref
+                    )
+                )
+            ]
+            if self._limiter.refused_too_often(now):
+                actions.append(Close(POLICY_VIOLATION, "rate limit exceeded persistently"))
+            return actions
+        if isinstance(command, Refusal):
+            return [_refuse(command)]
+        try:
+            return self._accept(command)
+        except Refusal as refusal:
+            return [_refuse(refusal.with_ref(command.ref))]
+
+    def _accept(self, command: Command) -> list[Action]:
+        match command:
+            case Join(room, username, since, ref):
+                if self.username is None:
+                    self.username = username or self._guest_name()
+                self.rooms[room] = None
+                return [Enter(room, self.username, since, ref)]
+            case Post(content, room, ref):
+                target = self._joined_room(room)
+                return [Publish(target, self._name(), content, ref)]
+            case Typing(room, ref):
+                target = self._joined_room(room)
+                return [Notify(target, TypingNotice(self._name(), target)), *_ack(ref)]
+            case Leave(None, ref):
+                left = [Exit(name) for name in self.rooms]
+                self.rooms.clear()
+                return [*left, *_ack(ref)]
+            case Leave(room, ref):
+                target = self._joined_room(room)
+                del self.rooms[target]
+                return [Exit(target), *_ack(ref)]
+            case History(room, before, limit, ref):
+                return [FetchHistory(room, before, limit, ref)]
+            case Ping(ref):
+                return [Reply(Pong()), *_ack(ref)]
+
+    def _name(self) -> str:
+        assert self.username is not None, "a connection in a room has a username"
+        return self.username
+
+    def _joined_room(self, room: str | None) -> str:
+        if room is not None:
+            if room not in self.rooms:
+                raise Refusal(ErrorCode.NOT_IN_ROOM, f"join room {room!r} first")
+            return room
+        if len(self.rooms) == 1:
+            return next(iter(self.rooms))
+        if not self.rooms:
+            raise Refusal(ErrorCode.NOT_IN_ROOM, "join a room first")
+        raise Refusal(
+            ErrorCode.INVALID_FIELD, "room is required when the connection is in several rooms"
+        )
+
+
+def _refuse(refusal: Refusal) -> Reply:
+    return Reply(Error(refusal.code, refusal.message, refusal.ref))
+
+
+def _ack(ref: Ref | None) -> list[Action]:
+    return [] if ref is None else [Reply(Ack(ref))]

@@ -1,0 +1,133 @@
+import itertools
+from collections.abc import Sequence
+
+from hubbub.core.actions import Close, Enter, Exit, FetchHistory, Notify, Publish, Reply
+from hubbub.core.ratelimit import RateLimiter
+from hubbub.core.session import Session
+from hubbub.protocol.commands import History, Join, Leave, Ping, Post, Typing
+from hubbub.protocol.errors import ErrorCode, Refusal
+from hubbub.protocol.events import Ack, Error, Pong, TypingNotice
+
+
+def make_session(rate: float = 1000, burst: int = 1000, abuse: int = 100) -> Session:
+    guests = (f"User-{n:08x}" for n in itertools.count())
+    return Session(RateLimiter(rate, burst, abuse), lambda: next(guests))
+
+
+def error_code(actions: Sequence[object]) -> ErrorCode:
+    [reply] = actions
+    assert isinstance(reply, Reply)
+    assert isinstance(reply.event, Error)
+    return reply.event.code
+
+
+def test_first_join_sets_the_username_and_later_ones_ignore_it() -> None:
+    session = make_session()
+    assert session.handle(Join("a", "ann", None, "r1"), 0) == [Enter("a", "ann", None, "r1")]
+    assert session.handle(Join("b", "bob"), 0) == [Enter("b", "ann", None, None)]
+    assert session.username == "ann"
+    assert list(session.rooms) == ["a", "b"]
+
+
+def test_first_join_without_username_gets_a_guest_name() -> None:
+    session = make_session()
+    [enter] = session.handle(Join("a", None), 0)
+    assert isinstance(enter, Enter)
+    assert enter.username == "User-00000000"
+
+
+def test_message_to_a_room_not_joined_is_not_in_room() -> None:
+    session = make_session()
+    session.handle(Join("a", "ann"), 0)
+    assert error_code(session.handle(Post("hi", "b", "x"), 0)) is ErrorCode.NOT_IN_ROOM
+    assert error_code(session.handle(Typing("b"), 0)) is ErrorCode.NOT_IN_ROOM
+    assert error_code(session.handle(Leave("b"), 0)) is ErrorCode.NOT_IN_ROOM
+
+
+def test_the_error_carries_the_ref() -> None:
+    session = make_session()
+    [reply] = session.handle(Post("hi", "b", "x"), 0)
+    assert reply == Reply(Error(ErrorCode.NOT_IN_ROOM, "join room 'b' first", "x"))
+
+
+def test_room_omitted_with_exactly_one_room_uses_it() -> None:
+    session = make_session()
+    session.handle(Join("a", "ann"), 0)
+    assert session.handle(Post("hi", None, 1), 0) == [Publish("a", "ann", "hi", 1)]
+    assert session.handle(Typing(None), 0) == [Notify("a", TypingNotice("ann", "a"))]
+
+
+def test_room_omitted_with_no_room_or_several_is_refused() -> None:
+    session = make_session()
+    assert error_code(session.handle(Post("hi", None), 0)) is ErrorCode.NOT_IN_ROOM
+    session.handle(Join("a", "ann"), 0)
+    session.handle(Join("b", "ann"), 0)
+    assert error_code(session.handle(Post("hi", None), 0)) is ErrorCode.INVALID_FIELD
+
+
+def test_leave_without_room_leaves_every_room_then_acks() -> None:
+    session = make_session()
+    session.handle(Join("a", "ann"), 0)
+    session.handle(Join("b", "ann"), 0)
+    assert session.handle(Leave(None, "r"), 0) == [Exit("a"), Exit("b"), Reply(Ack("r"))]
+    assert not session.rooms
+
+
+def test_leave_one_room() -> None:
+    session = make_session()
+    session.handle(Join("a", "ann"), 0)
+    session.handle(Join("b", "ann"), 0)
+    assert session.handle(Leave("a"), 0) == [Exit("a")]
+    assert list(session.rooms) == ["b"]
+
+
+def test_typing_with_ref_is_acked_after_the_notice() -> None:
+    session = make_session()
+    session.handle(Join("a", "ann"), 0)
+    assert session.handle(Typing("a", "t"), 0) == [
+        Notify("a", TypingNotice("ann", "a")),
+        Reply(Ack("t")),
+    ]
+
+
+def test_ping_answers_pong_and_history_is_fetched() -> None:
+    session = make_session()
+    assert session.handle(Ping("p"), 0) == [Reply(Pong()), Reply(Ack("p"))]
+    assert session.handle(History("a", 5, 10, "h"), 0) == [FetchHistory("a", 5, 10, "h")]
+
+
+def test_a_refusal_from_decoding_is_answered_with_its_code() -> None:
+    session = make_session()
+    actions = session.handle(Refusal(ErrorCode.BAD_JSON, "bad", "q"), 0)
+    assert actions == [Reply(Error(ErrorCode.BAD_JSON, "bad", "q"))]
+
+
+def test_over_the_rate_events_are_dropped_with_rate_limited() -> None:
+    session = make_session(rate=1, burst=2)
+    assert session.handle(Ping(), 0) == [Reply(Pong())]
+    assert session.handle(Ping(), 0) == [Reply(Pong())]
+    assert error_code(session.handle(Ping("z"), 0)) is ErrorCode.RATE_LIMITED
+    assert session.handle(Ping(), 1.0) == [Reply(Pong())]
+
+
+def test_bad_frames_count_against_the_rate_too() -> None:
+    session = make_session(rate=1, burst=1)
+    session.handle(Refusal(ErrorCode.BAD_JSON, "bad"), 0)
+    assert error_code(session.handle(Ping(), 0)) is ErrorCode.RATE_LIMITED
+
+
+def test_persistent_abuse_closes_with_1008_but_a_burst_does_not() -> None:
+    session = make_session(rate=1, burst=1, abuse=5)
+    closes = []
+    for i in range(20):
+        actions = session.handle(Ping(), i * 0.001)
+        closes += [action for action in actions if isinstance(action, Close)]
+    assert closes
+    assert closes[0].code == 1008
+
+    bursty = make_session(rate=1, burst=1, abuse=5)
+    for _ in range(5):
+        bursty.handle(Ping(), 0.0)
+    for second in range(1, 60):
+        actions = bursty.handle(Ping(), float(second))
+        assert actions == [Reply(Pong())]
