@@ -1,0 +1,98 @@
+"""`hubbub serve`: every setting a flag and an `HUBBUB_*` environment variable."""
+
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import click
+
+from hubbub.config import ConfigError, Settings
+from hubbub.server.runner import serve as run_server
+
+_DEFAULTS = Settings()
+
+
+def _option(name: str, kind: type | click.ParamType[Any], help_text: str) -> click.Option:
+    return click.Option(
+        [f"--{name.replace('_', '-')}", name],
+        type=kind,
+        default=getattr(_DEFAULTS, name),
+        show_default=True,
+        envvar=f"HUBBUB_{name.upper()}",
+        show_envvar=True,
+        help=help_text,
+    )
+
+
+class _Origins(click.ParamType[tuple[str, ...]]):
+    name = "ORIGINS"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        return tuple(part.strip() for part in str(value).split(",") if part.strip())
+
+
+_SERVE_OPTIONS = [
+    _option("host", str, "Address to listen on."),
+    _option("port", int, "Port to listen on (0 picks a free one)."),
+    _option("heartbeat", float, "Seconds between WebSocket pings; unanswered peers are closed."),
+    _option("presence_interval", float, "Seconds between coalesced online_users per room."),
+    _option(
+        "max_message_size", int, "Largest incoming message in bytes (larger closes with 1009)."
+    ),
+    _option("max_connections", int, "Connections per server (beyond: HTTP 503)."),
+    _option("max_connections_per_ip", int, "Connections per client IP (beyond: HTTP 429)."),
+    _option("rate", float, "Events per second per connection (token bucket refill)."),
+    _option("rate_burst", int, "Events a connection may send at once (token bucket size)."),
+    _option("abuse_limit", int, "Refused events within 10 s before closing with 1008."),
+    _option(
+        "allowed_origins",
+        _Origins(),
+        "Comma-separated browser origins allowed to connect: exact origins, *.example.com "
+        "patterns or *. Empty: the server's own host and localhost.",
+    ),
+    _option("max_outbound_buffer", int, "Bytes queued for one client before it is closed (1013)."),
+    _option("compression", bool, "Offer permessage-deflate."),
+    _option(
+        "log_level",
+        click.Choice(["debug", "info", "warning", "error"]),
+        "Logging level.",
+    ),
+]
+
+
+@click.group()
+@click.version_option(package_name="hubbub")
+def main() -> None:
+    """Hubbub, a real-time chat server."""
+
+
+@main.command(params=_SERVE_OPTIONS)
+def serve(**options: object) -> None:
+    """Start the server and run until SIGTERM or SIGINT."""
+    try:
+        settings = Settings(**options)  # type: ignore[arg-type]
+    except ConfigError as error:
+        flag = "--" + error.setting.replace("_", "-")
+        raise click.BadParameter(
+            error.rule, param_hint=f"{flag} / HUBBUB_{error.setting.upper()}"
+        ) from None
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    _run(settings)
+
+
+def _run(settings: Settings) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(run_server(settings))
+    else:
+        uvloop.run(run_server(settings))

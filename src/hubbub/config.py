@@ -1,0 +1,68 @@
+"""One frozen `Settings`, validated at start so bad configuration fails with the setting's name."""
+
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A setting has a value the server cannot run with."""
+
+    def __init__(self, setting: str, rule: str) -> None:
+        super().__init__(f"{setting} {rule}")
+        self.setting = setting
+        self.rule = rule
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 3000
+    heartbeat: float = 20.0
+    """Seconds between WebSocket pings; a peer that has not answered by the next one is closed."""
+    presence_interval: float = 0.25
+    """Seconds: at most one `online_users` per room per interval."""
+    max_message_size: int = 64 * 1024
+    max_connections: int = 10_000
+    max_connections_per_ip: int = 100
+    rate: float = 20.0
+    """Messages per second per connection (token bucket refill)."""
+    rate_burst: int = 40
+    abuse_limit: int = 100
+    """Refused events within ten seconds before a connection is closed with 1008."""
+    allowed_origins: tuple[str, ...] = ()
+    """Empty: the server's own host and localhost."""
+    max_outbound_buffer: int = 1024 * 1024
+    """Bytes queued for one connection before it is a slow consumer (1013)."""
+    compression: bool = True
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        for name in ("heartbeat", "presence_interval", "rate"):
+            _require(name, getattr(self, name) > 0, "must be greater than 0")
+        for name in (
+            "max_message_size",
+            "max_connections",
+            "max_connections_per_ip",
+            "rate_burst",
+            "abuse_limit",
+            "max_outbound_buffer",
+        ):
+            _require(name, getattr(self, name) >= 1, "must be at least 1")
+        _require("port", 0 <= self.port <= 65535, "must be 0..65535")
+        _require("max_message_size", self.max_message_size >= 1024, "must be at least 1024 bytes")
+        _require(
+            "max_outbound_buffer",
+            self.max_outbound_buffer >= self.max_message_size,
+            "must be at least max_message_size",
+        )
+        _require(
+            "log_level",
+            self.log_level in ("debug", "info", "warning", "error"),
+            "must be debug, info, warning or error",
+        )
+        for origin in self.allowed_origins:
+            _require("allowed_origins", bool(origin.strip()), "must not contain empty entries")
+
+
+def _require(name: str, ok: bool, rule: str) -> None:
+    if not ok:
+        raise ConfigError(name, rule)

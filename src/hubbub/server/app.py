@@ -1,0 +1,50 @@
+"""Composition root: Settings in, a ready aiohttp application out.
+
+The only module that picks concrete implementations (store, later broker).
+"""
+
+from aiohttp import web
+
+from hubbub.config import Settings
+from hubbub.core.admission import Admission
+from hubbub.core.origins import OriginPolicy
+from hubbub.server import http
+from hubbub.server.connection import GOING_AWAY
+from hubbub.server.keys import ADMISSION, NODE, ORIGINS
+from hubbub.server.node import Node
+from hubbub.server.websocket import websocket_endpoint
+from hubbub.store.base import MessageStore
+from hubbub.store.memory import MemoryStore
+
+
+def build_store(settings: Settings) -> MessageStore:
+    return MemoryStore()
+
+
+def build_app(settings: Settings, store: MessageStore | None = None) -> web.Application:
+    app = web.Application()
+    node = Node(settings, store if store is not None else build_store(settings))
+    app[NODE] = node
+    app[ADMISSION] = Admission(settings.max_connections, settings.max_connections_per_ip)
+    app[ORIGINS] = OriginPolicy(settings.allowed_origins)
+    app.router.add_get("/", http.index)
+    app.router.add_get("/ws", websocket_endpoint)
+    app.router.add_get("/rooms", http.rooms)
+    app.router.add_get("/rooms/{name}/messages", http.room_messages)
+    app.router.add_get("/stats", http.stats)
+    app.router.add_get("/api/rooms", http.seed_rooms)
+    app.router.add_get("/api/stats", http.seed_stats)
+    app.router.add_get("/healthz", http.healthz)
+    app.router.add_get("/metrics", http.metrics)
+    app.router.add_static("/static/", http.STATIC_DIR)
+    app.on_shutdown.append(_close_connections)
+    app.on_cleanup.append(_close_store)
+    return app
+
+
+async def _close_connections(app: web.Application) -> None:
+    app[NODE].close_all(GOING_AWAY, "server shutting down")
+
+
+async def _close_store(app: web.Application) -> None:
+    await app[NODE].store.close()

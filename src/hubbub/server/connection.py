@@ -1,0 +1,162 @@
+"""One WebSocket connection's outbound side: a bounded queue and a single writer.
+
+Following gorilla's chat example: every connection has one reader (the HTTP
+handler) and one writer task. Fan-out only appends already-encoded bytes to the
+queue, without awaiting, so a broadcast costs no task and no await per member.
+A queue past `max_outbound_buffer` means a dead or slow client: it sheds
+`typing` and `online_users` frames first (the next one supersedes them), and
+if that is not enough the connection is closed with 1013, never waited on.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import NamedTuple
+
+from aiohttp import WSMsgType, web
+
+from hubbub.core.session import Session
+from hubbub.protocol.codecs import Codec
+from hubbub.protocol.events import SHEDDABLE, ServerEvent
+
+log = logging.getLogger("hubbub.connection")
+
+SLOW_CONSUMER = 1013
+GOING_AWAY = 1001
+CLOSE_GRACE_SECONDS = 5.0
+"""How long a closing connection may take to answer our close frame before it is cut."""
+
+
+class Frame(NamedTuple):
+    payload: bytes
+    sheddable: bool
+
+
+class Connection:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport | None,
+        codec: Codec,
+        session: Session,
+        connection_id: str,
+        ip: str,
+        max_buffer: int,
+    ) -> None:
+        self.ws = ws
+        self._transport = transport
+        self.codec = codec
+        self.session = session
+        self.id = connection_id
+        self.ip = ip
+        self._opcode = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
+        self._max_buffer = max_buffer
+        self._queue: deque[Frame] = deque()
+        self._queued_bytes = 0
+        self._wakeup = asyncio.Event()
+        self._close_request: tuple[int, str] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self.slow = False
+        self.frames_shed = 0
+
+    def send(self, event: ServerEvent) -> None:
+        self.enqueue(self.codec.encode(event.to_wire()), isinstance(event, SHEDDABLE))
+
+    def enqueue(self, payload: bytes, sheddable: bool) -> None:
+        """Queue an encoded frame for the writer. Never blocks, never awaits."""
+        if self._close_request is not None:
+            return
+        if self._buffered() + len(payload) > self._max_buffer and not self._make_room(
+            len(payload), sheddable
+        ):
+            return
+        self._queue.append(Frame(payload, sheddable))
+        self._queued_bytes += len(payload)
+        self._wakeup.set()
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after the frames already queued have been written."""
+        if self._close_request is None:
+            self._close_request = (code, reason)
+            self._wakeup.set()
+
+    @property
+    def closing(self) -> bool:
+        return self._close_request is not None
+
+    @property
+    def close_reason(self) -> str | None:
+        """Why the server is closing this connection, if it is."""
+        return None if self._close_request is None else self._close_request[1]
+
+    def _buffered(self) -> int:
+        transport = self._transport
+        in_transport = transport.get_write_buffer_size() if transport is not None else 0
+        return self._queued_bytes + in_transport
+
+    def _make_room(self, needed: int, sheddable: bool) -> bool:
+        """Shed what can be shed; if still over the limit, give up on the connection."""
+        kept = deque(frame for frame in self._queue if not frame.sheddable)
+        self.frames_shed += len(self._queue) - len(kept)
+        self._queue = kept
+        self._queued_bytes = sum(len(frame.payload) for frame in kept)
+        if sheddable:
+            self.frames_shed += 1
+            return False
+        if self._buffered() + needed <= self._max_buffer:
+            return True
+        self.slow = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._close_request = (SLOW_CONSUMER, "slow consumer")
+        if self._writer is not None:
+            # The writer may be stuck waiting for the peer to drain: close without it.
+            self._writer.cancel()
+            self._writer = asyncio.create_task(self._send_close())
+        return False
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop())
+
+    async def finish(self) -> None:
+        """After the reader stopped: let a requested close complete (bounded), then stop writing."""
+        writer = self._writer
+        if writer is None:
+            return
+        try:
+            if self._close_request is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(2 * CLOSE_GRACE_SECONDS):
+                        await asyncio.shield(writer)
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+
+    async def _write_loop(self) -> None:
+        ws = self.ws
+        try:
+            while self._close_request is None or self._queue:
+                if not self._queue:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                frame = self._queue.popleft()
+                self._queued_bytes -= len(frame.payload)
+                await ws.send_frame(frame.payload, self._opcode)
+        except ConnectionError:
+            return
+        await self._send_close()
+
+    async def _send_close(self) -> None:
+        assert self._close_request is not None
+        code, reason = self._close_request
+        try:
+            async with asyncio.timeout(CLOSE_GRACE_SECONDS):
+                await self.ws.close(code=code, message=reason.encode(), drain=False)
+        except (TimeoutError, ConnectionError):
+            log.debug("connection %s did not take the close frame in time", self.id)
+        finally:
+            if self._transport is not None:
+                self._transport.abort()

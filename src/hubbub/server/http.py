@@ -1,0 +1,100 @@
+"""The plain HTTP routes: the page, room and stats JSON, health and metrics."""
+
+from importlib.resources import files
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from hubbub.protocol.errors import ErrorCode, Refusal
+from hubbub.protocol.validation import DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, valid_room
+from hubbub.server.keys import NODE
+from hubbub.store.base import StoreUnavailable
+
+STATIC_DIR = Path(str(files("hubbub") / "static"))
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def rooms(request: web.Request) -> web.Response:
+    hub = request.app[NODE].hub
+    listed = sorted(
+        ({"name": room.name, "count": len(room.user_connections)} for room in hub.rooms()),
+        key=lambda entry: str(entry["name"]),
+    )
+    return web.json_response({"rooms": listed, "total": len(listed)})
+
+
+async def room_messages(request: web.Request) -> web.Response:
+    try:
+        room = valid_room(request.match_info["name"])
+        before = _int_query(request, "before", None, 0, None)
+        limit = _int_query(request, "limit", DEFAULT_HISTORY_LIMIT, 1, MAX_HISTORY_LIMIT)
+        assert limit is not None
+    except Refusal as refusal:
+        return web.json_response({"error": refusal.code, "message": refusal.message}, status=400)
+    try:
+        page = await request.app[NODE].store.history(room, before, limit)
+    except StoreUnavailable:
+        return web.json_response(
+            {"error": "unavailable", "message": "message store unavailable; retry"}, status=503
+        )
+    return web.json_response(
+        {
+            "room": room,
+            "messages": [message.to_wire() for message in page.messages],
+            "has_more": page.has_more,
+        }
+    )
+
+
+def _int_query(
+    request: web.Request, name: str, default: int | None, low: int, high: int | None
+) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if value < low or (high is not None and value > high):
+        bounds = f"{low}..{high}" if high is not None else f">= {low}"
+        raise Refusal(ErrorCode.INVALID_FIELD, f"{name} must be an integer {bounds}")
+    return value
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[NODE].stats())
+
+
+async def seed_rooms(request: web.Request) -> web.Response:
+    """The seed's `/api/rooms` shape, for its existing clients."""
+    hub = request.app[NODE].hub
+    listed = [{"name": room.name, "users": len(room.user_connections)} for room in hub.rooms()]
+    return web.json_response({"success": True, "rooms": listed})
+
+
+async def seed_stats(request: web.Request) -> web.Response:
+    """The seed's `/api/stats` shape, for its existing clients."""
+    node = request.app[NODE]
+    return web.json_response(
+        {
+            "success": True,
+            "total_clients": len(node.connections),
+            "total_rooms": node.hub.room_count(),
+        }
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    if await request.app[NODE].store.healthy():
+        return web.json_response({"status": "ok"})
+    return web.json_response({"status": "unavailable", "store": "unavailable"}, status=503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[NODE].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

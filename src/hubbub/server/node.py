@@ -1,0 +1,239 @@
+"""The node: owns the hub, the store and the connections, and runs sessions' actions.
+
+This is where one message flows (docs/architecture.md): decode, let the
+session decide, store, then fan out the event encoded once per codec.
+"""
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+
+from hubbub.config import Settings
+from hubbub.core.actions import (
+    Action,
+    Close,
+    Enter,
+    Exit,
+    FetchHistory,
+    Notify,
+    Publish,
+    Reply,
+)
+from hubbub.core.hub import Hub
+from hubbub.core.presence import PresenceThrottle
+from hubbub.protocol.codecs import Codec
+from hubbub.protocol.commands import Command
+from hubbub.protocol.errors import ErrorCode, Ref, Refusal
+from hubbub.protocol.events import (
+    SHEDDABLE,
+    Ack,
+    Error,
+    HistoryPage,
+    OnlineUsers,
+    ServerEvent,
+    UserJoined,
+    UserLeft,
+    Welcome,
+)
+from hubbub.protocol.validation import parse_command
+from hubbub.server.connection import Connection
+from hubbub.server.stats import Metrics, RateMeter
+from hubbub.store.base import MessageStore, StoreUnavailable
+
+log = logging.getLogger("hubbub.node")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def guest_name() -> str:
+    return f"User-{secrets.token_hex(4)}"
+
+
+class Node:
+    def __init__(
+        self,
+        settings: Settings,
+        store: MessageStore,
+        clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.id = secrets.token_hex(4)
+        self.hub: Hub[Connection] = Hub()
+        self.connections: set[Connection] = set()
+        self.metrics = Metrics()
+        self.metrics.rooms.set_function(self.hub.room_count)
+        self.message_rate = RateMeter()
+        self.messages_total = 0
+        self.started = clock()
+        self._clock = clock
+        self._wall_ms = wall_ms
+        self._presence = PresenceThrottle(settings.presence_interval)
+
+    def now(self) -> float:
+        return self._clock()
+
+    def open(self, connection: Connection) -> None:
+        self.connections.add(connection)
+        self.metrics.connections.inc()
+        self.metrics.connections_opened.inc()
+        connection.send(Welcome(connection.id))
+
+    def disconnect(self, connection: Connection) -> None:
+        """The connection is gone: take it out of every room it was in."""
+        if connection not in self.connections:
+            return
+        self.connections.discard(connection)
+        self.metrics.connections.dec()
+        for room in connection.session.rooms:
+            self._exit(connection, room)
+        connection.session.rooms.clear()
+        if connection.slow:
+            self.metrics.slow_consumers.inc()
+        if connection.frames_shed:
+            self.metrics.frames_shed.inc(connection.frames_shed)
+
+    def close_all(self, code: int, reason: str) -> None:
+        for connection in self.connections:
+            connection.close(code, reason)
+
+    async def receive(self, connection: Connection, data: bytes | str, binary: bool) -> None:
+        """Handle one frame from a connection: decode, validate, run the session's actions."""
+        codec = connection.codec
+        command: Command | Refusal
+        try:
+            command = parse_command(codec.decode(data, binary), codec.not_an_object)
+        except Refusal as refusal:
+            command = refusal
+        actions = connection.session.handle(command, self.now())
+        try:
+            await self._run(connection, actions)
+        except Exception:
+            log.exception("internal error handling an event of connection %s", connection.id)
+            self._send_error(connection, ErrorCode.INTERNAL, "internal server error", command.ref)
+
+    async def _run(self, connection: Connection, actions: Iterable[Action]) -> None:
+        for action in actions:
+            match action:
+                case Reply(event):
+                    if isinstance(event, Error):
+                        self.metrics.errors.labels(event.code).inc()
+                    connection.send(event)
+                case Enter():
+                    await self._enter(connection, action)
+                case Exit(room):
+                    self._exit(connection, room)
+                case Publish():
+                    await self._publish(connection, action)
+                case Notify(room, event):
+                    self.broadcast(room, event, exclude=connection)
+                case FetchHistory():
+                    await self._history(connection, action)
+                case Close(code, reason):
+                    connection.close(code, reason)
+
+    def broadcast(self, room: str, event: ServerEvent, exclude: Connection | None = None) -> None:
+        """Queue `event` to every member of `room`, encoded once per codec, without awaiting."""
+        members = self.hub.members(room)
+        if not members:
+            return
+        wire = event.to_wire()
+        sheddable = isinstance(event, SHEDDABLE)
+        encoded: dict[Codec, bytes] = {}
+        delivered = 0
+        for member in members:
+            if member is exclude:
+                continue
+            codec = member.codec
+            payload = encoded.get(codec)
+            if payload is None:
+                payload = encoded[codec] = codec.encode(wire)
+            member.enqueue(payload, sheddable)
+            delivered += 1
+        self.metrics.deliveries.inc(delivered)
+
+    async def _enter(self, connection: Connection, action: Enter) -> None:
+        room = action.room
+        change = self.hub.join(room, connection, action.username)
+        if change.presence_changed:
+            self.broadcast(room, UserJoined(action.username, room))
+        state = self.hub.room(room)
+        assert state is not None
+        connection.send(OnlineUsers.of(room, state.usernames()))
+        if change.member_changed:
+            self._presence_changed(room)
+        if action.ref is not None:
+            connection.send(Ack(action.ref))
+
+    def _exit(self, connection: Connection, room: str) -> None:
+        change = self.hub.leave(room, connection)
+        if not change.member_changed:
+            return
+        if change.presence_changed:
+            self.broadcast(room, UserLeft(change.username, room))
+        self._presence_changed(room)
+
+    async def _publish(self, connection: Connection, action: Publish) -> None:
+        try:
+            message = await self.store.append(
+                action.room, action.username, action.content, self._wall_ms()
+            )
+        except StoreUnavailable:
+            self._send_error(
+                connection, ErrorCode.UNAVAILABLE, "message store unavailable; retry", action.ref
+            )
+            return
+        self.messages_total += 1
+        self.metrics.messages.inc()
+        self.message_rate.add(self.now())
+        self.broadcast(action.room, message)
+        if action.ref is not None:
+            connection.send(Ack(action.ref, id=message.id))
+
+    async def _history(self, connection: Connection, action: FetchHistory) -> None:
+        try:
+            page = await self.store.history(action.room, action.before, action.limit)
+        except StoreUnavailable:
+            self._send_error(
+                connection, ErrorCode.UNAVAILABLE, "message store unavailable; retry", action.ref
+            )
+            return
+        connection.send(HistoryPage(action.room, page.messages, page.has_more))
+        if action.ref is not None:
+            connection.send(Ack(action.ref))
+
+    def _send_error(
+        self, connection: Connection, code: ErrorCode, message: str, ref: Ref | None
+    ) -> None:
+        self.metrics.errors.labels(code).inc()
+        connection.send(Error(code, message, ref))
+
+    def _presence_changed(self, room: str) -> None:
+        delay = self._presence.changed(room, self.now())
+        if delay is not None:
+            asyncio.get_running_loop().call_later(delay, self._flush_presence, room)
+
+    def _flush_presence(self, room: str) -> None:
+        state = self.hub.room(room)
+        if state is None:
+            self._presence.forget(room)
+            return
+        self._presence.due(room, self.now())
+        self.broadcast(room, OnlineUsers.of(room, state.usernames()))
+
+    def stats(self) -> dict[str, object]:
+        now = self.now()
+        return {
+            "connections": len(self.connections),
+            "rooms": self.hub.room_count(),
+            "users": self.hub.distinct_users(),
+            "messages_total": self.messages_total,
+            "messages_per_second": round(self.message_rate.rate(now), 2),
+            "uptime_seconds": round(now - self.started, 3),
+            "node": self.id,
+        }

@@ -1,0 +1,66 @@
+"""Counters behind /stats and /metrics."""
+
+from collections import deque
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class RateMeter:
+    """Events per second over a sliding window of whole seconds."""
+
+    def __init__(self, window_seconds: int = 10) -> None:
+        self._window = window_seconds
+        self._buckets: deque[list[int]] = deque()
+
+    def add(self, now: float, count: int = 1) -> None:
+        second = int(now)
+        if self._buckets and self._buckets[-1][0] == second:
+            self._buckets[-1][1] += count
+        else:
+            self._buckets.append([second, count])
+            self._expire(second)
+
+    def rate(self, now: float) -> float:
+        self._expire(int(now))
+        return sum(count for _, count in self._buckets) / self._window
+
+    def _expire(self, second: int) -> None:
+        while self._buckets and self._buckets[0][0] <= second - self._window:
+            self._buckets.popleft()
+
+
+class Metrics:
+    """Prometheus metrics of one node, in a registry of its own (nodes may share a process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connections = Gauge(
+            "hubbub_connections", "Open WebSocket connections", registry=self.registry
+        )
+        self.connections_opened = Counter(
+            "hubbub_connections_opened", "WebSocket connections accepted", registry=self.registry
+        )
+        self.upgrades_refused = Counter(
+            "hubbub_upgrades_refused",
+            "WebSocket upgrades refused before the handshake",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.messages = Counter("hubbub_messages", "Chat messages accepted", registry=self.registry)
+        self.deliveries = Counter(
+            "hubbub_deliveries", "Frames queued to connections by fan-out", registry=self.registry
+        )
+        self.errors = Counter(
+            "hubbub_errors_sent", "error events sent to clients", ["code"], registry=self.registry
+        )
+        self.slow_consumers = Counter(
+            "hubbub_slow_consumers",
+            "Connections closed because their outbound buffer overflowed",
+            registry=self.registry,
+        )
+        self.frames_shed = Counter(
+            "hubbub_frames_shed",
+            "typing and online_users frames dropped for slow consumers",
+            registry=self.registry,
+        )
+        self.rooms = Gauge("hubbub_rooms", "Rooms with at least one member", registry=self.registry)

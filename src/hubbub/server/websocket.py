@@ -1,0 +1,99 @@
+"""The `/ws` endpoint: checks before the upgrade, then one reader loop per connection."""
+
+import logging
+import secrets
+
+from aiohttp import WSMsgType, web
+
+from hubbub.core.admission import Refused
+from hubbub.core.ratelimit import RateLimiter
+from hubbub.core.session import Session
+from hubbub.protocol.codecs import SUBPROTOCOLS, codec_for
+from hubbub.server.connection import Connection
+from hubbub.server.keys import ADMISSION, NODE, ORIGINS
+from hubbub.server.node import guest_name
+
+log = logging.getLogger("hubbub.connection")
+
+_CLOSE_REASONS = {
+    1000: "closed normally",
+    1001: "going away",
+    1006: "connection lost or heartbeat unanswered",
+    1007: "invalid frame payload",
+    1009: "message too big",
+}
+
+_REFUSALS = {
+    Refused.SERVER_FULL: "server is at its connection limit",
+    Refused.TOO_MANY_FROM_IP: "too many connections from this address",
+}
+
+
+async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE]
+    origin = request.headers.get("Origin")
+    if not request.app[ORIGINS].permits(origin, request.host):
+        node.metrics.upgrades_refused.labels("origin").inc()
+        log.info("refused upgrade from %s: origin %r not allowed", request.remote, origin)
+        return web.json_response({"error": "origin not allowed"}, status=403)
+    ip = request.remote or "unknown"
+    admission = request.app[ADMISSION]
+    refused = admission.admit(ip)
+    if refused is not None:
+        node.metrics.upgrades_refused.labels(refused.name.lower()).inc()
+        log.info("refused upgrade from %s: %s", ip, _REFUSALS[refused])
+        return web.json_response({"error": _REFUSALS[refused]}, status=refused.value)
+    try:
+        return await _serve(request, ip)
+    finally:
+        admission.release(ip)
+
+
+async def _serve(request: web.Request, ip: str) -> web.WebSocketResponse:
+    node = request.app[NODE]
+    settings = node.settings
+    ws = web.WebSocketResponse(
+        protocols=SUBPROTOCOLS,
+        heartbeat=settings.heartbeat,
+        max_msg_size=settings.max_message_size,
+        compress=settings.compression,
+    )
+    await ws.prepare(request)
+    session = Session(
+        RateLimiter(settings.rate, settings.rate_burst, settings.abuse_limit), guest_name
+    )
+    codec = codec_for(ws.ws_protocol)
+    connection = Connection(
+        ws,
+        request.transport,
+        codec,
+        session,
+        secrets.token_hex(8),
+        ip,
+        settings.max_outbound_buffer,
+    )
+    opened = node.now()
+    log.info(
+        "open %s from %s protocol=%s compress=%s",
+        connection.id,
+        ip,
+        codec.name,
+        bool(ws.compress),
+    )
+    connection.start()
+    node.open(connection)
+    try:
+        async for message in ws:
+            if message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
+                await node.receive(connection, message.data, message.type is WSMsgType.BINARY)
+    finally:
+        node.disconnect(connection)
+        await connection.finish()
+        log.info(
+            "close %s code=%s reason=%s after %.1fs",
+            connection.id,
+            ws.close_code,
+            connection.close_reason or _CLOSE_REASONS.get(ws.close_code or 1006, "protocol error"),
+            node.now() - opened,
+        )
+    return ws
