@@ -12,6 +12,7 @@ backlog for later; `request` sends an event with a fresh `ref` and takes its
 """
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Callable, Mapping
 from types import TracebackType
@@ -51,6 +52,7 @@ class ChatClient:
         self._backlog: list[Event] = []
         self._arrived = asyncio.Event()
         self._closed = False
+        self._close_code: int | None = None
         self._refs = itertools.count(1)
         self.received: list[Event] = []
         self.welcome: Event = {}
@@ -72,6 +74,7 @@ class ChatClient:
             ws = await http.ws_connect(
                 url,
                 protocols=("msgpack",) if msgpack else (),
+                autoclose=False,
                 compress=15 if compress else 0,
                 headers=headers,
                 max_msg_size=0,
@@ -100,7 +103,8 @@ class ChatClient:
 
     @property
     def close_code(self) -> int | None:
-        return self.ws.close_code
+        """The code of the server's close frame (or the library's, when none came)."""
+        return self._close_code if self._close_code is not None else self.ws.close_code
 
     async def _read(self) -> None:
         try:
@@ -110,6 +114,12 @@ class ChatClient:
                     self.received.append(event)
                     self._backlog.append(event)
                     self._arrived.set()
+                elif frame.type is aiohttp.WSMsgType.CLOSE:
+                    # Read the code before replying: a server may cut TCP right after its
+                    # close frame, and then the library would only report 1006.
+                    self._close_code = int(frame.data)
+                    with contextlib.suppress(aiohttp.ClientError):
+                        await self.ws.close()
         finally:
             self._closed = True
             self._arrived.set()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 from aiohttp import WSMsgType, web
@@ -57,6 +58,8 @@ class Connection:
         self._wakeup = asyncio.Event()
         self._close_request: tuple[int, str] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self.on_give_up: Callable[[Connection], None] | None = None
+        """Called (soon, not during the enqueue) when the connection is dropped as too slow."""
         self.slow = False
         self.frames_shed = 0
 
@@ -86,9 +89,9 @@ class Connection:
         return self._close_request is not None
 
     @property
-    def close_reason(self) -> str | None:
-        """Why the server is closing this connection, if it is."""
-        return None if self._close_request is None else self._close_request[1]
+    def close_request(self) -> tuple[int, str] | None:
+        """The code and reason the server is closing this connection with, if it is."""
+        return self._close_request
 
     def _buffered(self) -> int:
         transport = self._transport
@@ -114,6 +117,8 @@ class Connection:
             # The writer may be stuck waiting for the peer to drain: close without it.
             self._writer.cancel()
             self._writer = asyncio.create_task(self._send_close())
+        if self.on_give_up is not None:
+            asyncio.get_running_loop().call_soon(self.on_give_up, self)
         return False
 
     def start(self) -> None:
@@ -152,11 +157,15 @@ class Connection:
     async def _send_close(self) -> None:
         assert self._close_request is not None
         code, reason = self._close_request
+        transport = self._transport
         try:
             async with asyncio.timeout(CLOSE_GRACE_SECONDS):
                 await self.ws.close(code=code, message=reason.encode(), drain=False)
         except (TimeoutError, ConnectionError):
             log.debug("connection %s did not take the close frame in time", self.id)
-        finally:
-            if self._transport is not None:
-                self._transport.abort()
+            if transport is not None:
+                transport.abort()
+            return
+        if transport is not None and transport.get_write_buffer_size():
+            # Closed gracefully, but a peer that never reads would keep the rest forever.
+            asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, transport.abort)

@@ -80,6 +80,7 @@ class Node:
 
     def open(self, connection: Connection) -> None:
         self.connections.add(connection)
+        connection.on_give_up = self.disconnect
         self.metrics.connections.inc()
         self.metrics.connections_opened.inc()
         connection.send(Welcome(connection.id))

@@ -89,11 +89,15 @@ async def _serve(request: web.Request, ip: str) -> web.WebSocketResponse:
     finally:
         node.disconnect(connection)
         await connection.finish()
+        code, reason = connection.close_request or (
+            ws.close_code,
+            _CLOSE_REASONS.get(ws.close_code or 1006, "protocol error"),
+        )
         log.info(
             "close %s code=%s reason=%s after %.1fs",
             connection.id,
-            ws.close_code,
-            connection.close_reason or _CLOSE_REASONS.get(ws.close_code or 1006, "protocol error"),
+            code,
+            reason,
             node.now() - opened,
         )
     return ws

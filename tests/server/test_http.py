@@ -1,0 +1,119 @@
+"""The HTTP routes: page, rooms, messages, stats, seed shapes, health and metrics."""
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from hubbub.server.runner import RunningServer
+from tests.conftest import Connect
+
+
+async def get(server: RunningServer, path: str) -> tuple[int, Any, str]:
+    async with aiohttp.ClientSession() as http, http.get(server.url + path) as response:
+        body = await response.text()
+        is_json = response.content_type == "application/json"
+        return response.status, (await response.json() if is_json else body), response.content_type
+
+
+async def test_chat_page_is_served(server: RunningServer) -> None:
+    status, body, kind = await get(server, "/")
+    assert status == 200
+    assert kind == "text/html"
+    assert "<html" in body.lower()
+
+
+async def test_rooms_lists_occupied_rooms_with_distinct_users(
+    server: RunningServer, connect: Connect
+) -> None:
+    assert (await get(server, "/rooms"))[1] == {"rooms": [], "total": 0}
+    tab1, tab2, bob = await connect(), await connect(), await connect()
+    await tab1.join("general", "ann")
+    await tab2.join("general", "ann")
+    await bob.join("general", "bob")
+    await bob.join("random", "bob")
+    status, body, _ = await get(server, "/rooms")
+    assert status == 200
+    assert body == {
+        "rooms": [{"name": "general", "count": 2}, {"name": "random", "count": 1}],
+        "total": 2,
+    }
+    await bob.leave("random")
+    assert (await get(server, "/rooms"))[1]["total"] == 1
+
+
+async def test_seed_api_shapes(server: RunningServer, connect: Connect) -> None:
+    ann, bob = await connect(), await connect()
+    await ann.join("general", "ann")
+    await bob.join("general", "bob")
+    _, rooms, _ = await get(server, "/api/rooms")
+    assert rooms == {"success": True, "rooms": [{"name": "general", "users": 2}]}
+    _, stats, _ = await get(server, "/api/stats")
+    assert stats == {"success": True, "total_clients": 2, "total_rooms": 1}
+
+
+async def test_stats_counts_connections_rooms_users_and_messages(
+    server: RunningServer, connect: Connect
+) -> None:
+    ann, bob = await connect(), await connect()
+    await ann.join("a", "ann")
+    await bob.join("b", "bob")
+    await ann.say("one")
+    await ann.say("two")
+    _, stats, _ = await get(server, "/stats")
+    assert stats["connections"] == 2
+    assert stats["rooms"] == 2
+    assert stats["users"] == 2
+    assert stats["messages_total"] == 2
+    assert stats["messages_per_second"] > 0
+    assert stats["uptime_seconds"] >= 0
+    assert stats["node"] == server.node.id
+
+
+async def test_room_messages_pages_like_history(server: RunningServer, connect: Connect) -> None:
+    ann = await connect()
+    await ann.join("r", "ann")
+    ids = [await ann.say(f"m{n}") for n in range(5)]
+    _, page, _ = await get(server, "/rooms/r/messages?limit=2")
+    assert [m["id"] for m in page["messages"]] == ids[-2:]
+    assert page["has_more"] is True
+    assert page["messages"][0]["from"] == "ann"
+    _, older, _ = await get(server, f"/rooms/r/messages?before={ids[1]}")
+    assert [m["content"] for m in older["messages"]] == ["m0"]
+    assert older["has_more"] is False
+    _, empty, _ = await get(server, "/rooms/quiet/messages")
+    assert empty == {"room": "quiet", "messages": [], "has_more": False}
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/rooms/r/messages?limit=0", "/rooms/r/messages?limit=x", "/rooms/r/messages?before=-2"],
+)
+async def test_room_messages_rejects_bad_queries(server: RunningServer, path: str) -> None:
+    status, body, _ = await get(server, path)
+    assert status == 400
+    assert body["error"] == "invalid_field"
+
+
+async def test_room_messages_rejects_bad_room_names(server: RunningServer) -> None:
+    status, body, _ = await get(server, "/rooms/" + "x" * 65 + "/messages")
+    assert status == 400
+    assert body["error"] == "invalid_field"
+
+
+async def test_healthz_is_ok(server: RunningServer) -> None:
+    status, body, _ = await get(server, "/healthz")
+    assert status == 200
+    assert body == {"status": "ok"}
+
+
+async def test_metrics_in_prometheus_text(server: RunningServer, connect: Connect) -> None:
+    ann = await connect()
+    await ann.join("r", "ann")
+    await ann.say("counted")
+    status, body, kind = await get(server, "/metrics")
+    assert status == 200
+    assert kind == "text/plain"
+    assert "hubbub_messages_total 1.0" in body
+    assert "hubbub_connections 1.0" in body
+    assert "hubbub_rooms 1.0" in body

@@ -1,0 +1,101 @@
+"""A client that stops reading: bounded memory, presence shed first, then 1013; others unharmed."""
+
+import asyncio
+
+import aiohttp
+
+from hubbub.client import ChatClient
+from tests.conftest import StartServer
+
+SLOW_SETTINGS = {
+    "max_message_size": 8192,
+    "max_outbound_buffer": 65536,
+    "rate": 100_000,
+    "rate_burst": 100_000,
+}
+
+
+ROOM = "r" * 64
+
+
+async def stalled_member(
+    http: aiohttp.ClientSession, url: str, room: str = "r"
+) -> aiohttp.ClientWebSocketResponse:
+    """Join as `slowpoke`, then read nothing more: aiohttp stops reading the socket once its
+    own small buffer is full, so the server's writes back up as with a frozen client."""
+    ws = await http.ws_connect(url, max_msg_size=0, autoclose=False)
+    await ws.send_str(f'{{"type": "join", "room": "{room}", "username": "slowpoke", "ref": "j"}}')
+    while (await ws.receive_json()).get("ref") != "j":
+        pass
+    return ws
+
+
+async def drain_close_code(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, list[str]]:
+    """Read everything; the code of the server's close frame and the event types before it."""
+    kinds: list[str] = []
+    async with asyncio.timeout(10):
+        while True:
+            message = await ws.receive()
+            if message.type is aiohttp.WSMsgType.TEXT:
+                kinds.append(message.json()["type"])
+            elif message.type is aiohttp.WSMsgType.CLOSE:
+                return int(message.data), kinds
+            else:
+                return None, kinds
+
+
+async def test_a_client_that_never_reads_is_closed_with_1013(start_server: StartServer) -> None:
+    server = await start_server(**SLOW_SETTINGS)
+    async with (
+        aiohttp.ClientSession() as http,
+        await ChatClient.connect(server.ws_url) as sender,
+        await ChatClient.connect(server.ws_url) as reader,
+    ):
+        slow = await stalled_member(http, server.ws_url)
+        await sender.join("r", "sender")
+        await reader.join("r", "reader")
+        content = "z" * 3000
+        acked: list[int] = []
+        while not reader.pending("user_left") and len(acked) < 5000:
+            acked.append(await sender.say(content, room="r"))
+        left = await reader.expect("user_left", username="slowpoke")
+        assert left["room"] == "r"
+        delivered = [await reader.expect("message") for _ in acked]
+        assert [m["id"] for m in delivered] == acked
+        assert acked == list(range(1, len(acked) + 1))
+        code, kinds = await drain_close_code(slow)
+        assert code == 1013
+        assert "message" in kinds
+        assert kinds.count("message") < len(acked)
+        assert reader.close_code is None
+        assert sender.close_code is None
+
+
+async def test_typing_is_shed_instead_of_closing(start_server: StartServer) -> None:
+    server = await start_server(**SLOW_SETTINGS)
+    async with (
+        aiohttp.ClientSession() as http,
+        await ChatClient.connect(server.ws_url) as typist,
+    ):
+        slow = await stalled_member(http, server.ws_url, ROOM)
+        await typist.join(ROOM, "t" * 32)
+        sent = 0
+        # ~140-byte frames: enough of them to fill the kernel's socket buffers (a few MB).
+        for _ in range(80):
+            for _ in range(1000):
+                await typist.send({"type": "typing", "room": ROOM})
+                sent += 1
+            await typist.request({"type": "ping"})
+        await typist.say("the message that matters", room=ROOM)
+        typings = 0
+        async with asyncio.timeout(10):
+            while True:
+                event = await slow.receive_json()
+                if event["type"] == "typing":
+                    typings += 1
+                elif event["type"] == "message":
+                    assert event["content"] == "the message that matters"
+                    break
+        assert 0 < typings < sent
+        assert not slow.closed
+        await slow.close()

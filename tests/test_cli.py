@@ -1,0 +1,122 @@
+"""`hubbub serve` as a user runs it: flags, environment, refusal of bad settings, SIGTERM."""
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import fields
+
+import pytest
+
+from hubbub.client import ChatClient, ConnectionClosed
+from hubbub.config import Settings
+
+HUBBUB = [sys.executable, "-m", "hubbub"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HUBBUB, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_help_shows_every_setting_with_its_environment_variable() -> None:
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for setting in fields(Settings):
+        assert f"--{setting.name.replace('_', '-')}" in text
+        assert f"HUBBUB_{setting.name.upper()}" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (["--rate", "0"], {}, "--rate"),
+        (["--heartbeat", "-1"], {}, "--heartbeat"),
+        (["--max-message-size", "10"], {}, "--max-message-size"),
+        (["--port", "70000"], {}, "--port"),
+        ([], {"HUBBUB_MAX_CONNECTIONS": "0"}, "HUBBUB_MAX_CONNECTIONS"),
+        ([], {"HUBBUB_PORT": "many"}, "HUBBUB_PORT"),
+    ],
+)
+def test_bad_configuration_is_refused_naming_the_setting(
+    args: list[str], env: dict[str, str], named: str
+) -> None:
+    result = run_cli("serve", *args, env=env)
+    assert result.returncode == 2
+    assert named in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def server_process() -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *HUBBUB, "serve", "--port", str(port), stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stderr is not None
+        async with asyncio.timeout(20):
+            while b"listening on" not in await process.stderr.readline():
+                pass
+        yield process, port
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_sigterm_closes_clients_with_1001_and_exits_0(
+    server_process: tuple[asyncio.subprocess.Process, int],
+) -> None:
+    process, port = server_process
+    url = f"ws://127.0.0.1:{port}/ws"
+    clients = [await ChatClient.connect(url) for _ in range(3)]
+    for n, client in enumerate(clients):
+        await client.join("r", f"user{n}")
+    await clients[0].say("a secret nobody should log")
+    process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(10):
+        returncode = await process.wait()
+    assert returncode == 0
+    for client in clients:
+        with pytest.raises(ConnectionClosed):
+            await client.expect("never sent")
+        assert client.close_code == 1001
+        await client.close()
+    assert process.stderr is not None
+    log = (await process.stderr.read()).decode()
+    assert len(re.findall(r"close \w+ code=1001 reason=server shutting down", log)) == 3
+    assert "a secret nobody should log" not in log
+    assert "stopped" in log
+
+
+async def test_one_log_line_per_connection_open_and_close(
+    server_process: tuple[asyncio.subprocess.Process, int],
+) -> None:
+    process, port = server_process
+    client = await ChatClient.connect(f"ws://127.0.0.1:{port}/ws")
+    connection_id = client.welcome["connection_id"]
+    await client.close()
+    process.send_signal(signal.SIGINT)
+    async with asyncio.timeout(10):
+        assert await process.wait() == 0
+    assert process.stderr is not None
+    log = (await process.stderr.read()).decode()
+    assert log.count(f"open {connection_id} ") == 1
+    assert log.count(f"close {connection_id} ") == 1
