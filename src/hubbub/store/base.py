@@ -1,17 +1,26 @@
 """The `MessageStore` interface and the guarantees every implementation gives.
 
 Guarantees (checked by tests/contract/test_message_store.py for every store):
-- `append` assigns ids strictly increasing per room, starting at 1, never reused.
-- A message `append` returned is in `history` until retention removes it.
-- `history` pages go newest-first through the room but each page is oldest first.
-- Any failure to reach the underlying storage raises `StoreUnavailable`, never
-  something else, so the server can answer `unavailable` and retry later.
+- `append` assigns ids strictly increasing per room, starting at 1, never
+  reused, also across restarts of a durable store.
+- When `append` returns, the message is durable (for a durable store): it is
+  in `history` and `since` until retention removes it.
+- A repeated `append` with the same `Retry` key within `DEDUPE_WINDOW_MS`
+  stores nothing and returns the first message, marked `duplicate`.
+- Retention removes the oldest messages of a room first; `since` reports
+  `truncated` when messages after the asked-for id are gone.
+- Any failure of the underlying storage raises `StoreUnavailable`, never
+  something else, so the server can answer `unavailable`; the store recovers
+  by itself when the storage does.
 """
 
 from dataclasses import dataclass
 from typing import Protocol
 
+from hubbub.protocol.errors import Ref
 from hubbub.protocol.events import ChatMessage
+
+DEDUPE_WINDOW_MS = 5 * 60 * 1000
 
 
 class StoreUnavailable(Exception):
@@ -19,24 +28,67 @@ class StoreUnavailable(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Retry:
+    """What makes two appends the same message: one user's `ref` in one room."""
+
+    sender: str
+    ref: Ref
+
+    def key(self) -> str:
+        """The ref as stored: typed, so the int 5 and the string "5" stay different."""
+        kind = "i" if isinstance(self.ref, int) else "s"
+        return f"{kind}:{self.ref}"
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    message: ChatMessage
+    duplicate: bool = False
+    """True when this was a retry: nothing was stored, `message` is the first one."""
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     messages: tuple[ChatMessage, ...]
     """Oldest first."""
     has_more: bool
-    """True when older messages exist before the first one here."""
+    """For `history`: older messages exist. For `since`: newer ones exist past `limit`."""
+    truncated: bool = False
+    """For `since`: retention already removed messages after the asked-for id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    max_per_room: int = 10_000
+    max_age_ms: int = 30 * 24 * 3600 * 1000
 
 
 class MessageStore(Protocol):
-    async def append(self, room: str, sender: str, content: str, timestamp_ms: int) -> ChatMessage:
-        """Store a message and return it with its id."""
+    async def open(self) -> None:
+        """Create or migrate what the store needs; called once before use."""
+        ...
+
+    async def append(
+        self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None = None
+    ) -> Appended:
+        """Store a message (once per `retry` key) and return it with its id."""
         ...
 
     async def history(self, room: str, before: int | None, limit: int) -> Page:
-        """Up to `limit` messages with ids below `before` (the newest when None)."""
+        """Up to `limit` of the newest messages with ids below `before` (all when None)."""
         ...
 
-    async def count(self) -> int:
-        """How many messages were ever appended (for /stats)."""
+    async def since(self, room: str, after: int, upto: int | None, limit: int) -> Page:
+        """Up to `limit` of the oldest messages with `after < id <= upto` (no upper bound
+        when `upto` is None)."""
+        ...
+
+    async def last_id(self, room: str) -> int:
+        """The highest id ever assigned in `room` (0 when none)."""
+        ...
+
+    async def prune(self, retention: Retention, now_ms: int) -> int:
+        """Apply retention; returns how many messages were removed."""
         ...
 
     async def healthy(self) -> bool:

@@ -1,0 +1,168 @@
+"""One contract for every `MessageStore`: the guarantees written on the interface."""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from hubbub.store.base import DEDUPE_WINDOW_MS, MessageStore, Retention, Retry
+from hubbub.store.memory import MemoryStore
+from hubbub.store.sqlite import SqliteStore
+
+T0 = 1_795_674_063_000
+
+StoreFactory = Callable[[], Awaitable[MessageStore]]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
+    """Opens stores of one kind; for a durable kind each call reopens the same data."""
+    opened: list[MessageStore] = []
+
+    async def factory() -> MessageStore:
+        store: MessageStore = (
+            MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "hubbub.db")
+        )
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def store(make_store: StoreFactory) -> MessageStore:
+    return await make_store()
+
+
+async def fill(store: MessageStore, room: str, count: int, start_ms: int = T0) -> list[int]:
+    return [
+        (await store.append(room, "ann", f"{room}-{n}", start_ms + n)).message.id
+        for n in range(count)
+    ]
+
+
+async def test_ids_start_at_1_and_increase_per_room(store: MessageStore) -> None:
+    assert await fill(store, "a", 3) == [1, 2, 3]
+    assert await fill(store, "b", 2) == [1, 2]
+    assert await fill(store, "a", 1) == [4]
+    assert await store.last_id("a") == 4
+    assert await store.last_id("never") == 0
+
+
+async def test_appended_message_has_what_was_given(store: MessageStore) -> None:
+    appended = await store.append("r", "bob", "hi there", T0)
+    assert not appended.duplicate
+    message = appended.message
+    assert (message.room, message.sender, message.content, message.timestamp_ms) == (
+        "r",
+        "bob",
+        "hi there",
+        T0,
+    )
+    [stored] = (await store.history("r", None, 10)).messages
+    assert stored == message
+
+
+async def test_history_pages_backwards_each_page_oldest_first(store: MessageStore) -> None:
+    ids = await fill(store, "r", 7)
+    newest = await store.history("r", None, 3)
+    assert [m.id for m in newest.messages] == ids[4:]
+    assert newest.has_more
+    older = await store.history("r", newest.messages[0].id, 3)
+    assert [m.id for m in older.messages] == ids[1:4]
+    assert older.has_more
+    oldest = await store.history("r", older.messages[0].id, 3)
+    assert [m.id for m in oldest.messages] == ids[:1]
+    assert not oldest.has_more
+    assert (await store.history("empty", None, 5)).messages == ()
+
+
+async def test_since_returns_newer_messages_in_order(store: MessageStore) -> None:
+    ids = await fill(store, "r", 6)
+    page = await store.since("r", 2, None, 100)
+    assert [m.id for m in page.messages] == ids[2:]
+    assert not page.has_more
+    assert not page.truncated
+    bounded = await store.since("r", 2, 4, 100)
+    assert [m.id for m in bounded.messages] == [3, 4]
+    limited = await store.since("r", 0, None, 2)
+    assert [m.id for m in limited.messages] == [1, 2]
+    assert limited.has_more
+    assert (await store.since("r", 6, None, 10)).messages == ()
+
+
+async def test_retention_by_count_keeps_the_newest(store: MessageStore) -> None:
+    await fill(store, "r", 10)
+    await fill(store, "other", 2)
+    removed = await store.prune(Retention(max_per_room=4, max_age_ms=10**12), T0 + 100)
+    assert removed == 6
+    assert [m.id for m in (await store.history("r", None, 100)).messages] == [7, 8, 9, 10]
+    assert len((await store.history("other", None, 100)).messages) == 2
+
+
+async def test_retention_by_age(store: MessageStore) -> None:
+    await fill(store, "r", 5, start_ms=T0)
+    await store.append("r", "ann", "fresh", T0 + 10_000)
+    removed = await store.prune(Retention(max_per_room=100, max_age_ms=5_000), T0 + 12_000)
+    assert removed == 5
+    assert [m.content for m in (await store.history("r", None, 100)).messages] == ["fresh"]
+
+
+async def test_since_reports_truncation_by_retention(store: MessageStore) -> None:
+    await fill(store, "r", 10)
+    await store.prune(Retention(max_per_room=3, max_age_ms=10**12), T0)
+    page = await store.since("r", 2, None, 100)
+    assert page.truncated
+    assert [m.id for m in page.messages] == [8, 9, 10]
+    assert not (await store.since("r", 7, None, 100)).truncated
+    assert not (await store.since("r", 10, None, 100)).truncated
+
+
+async def test_ids_are_never_reused_after_everything_was_pruned(store: MessageStore) -> None:
+    await fill(store, "r", 3)
+    await store.prune(Retention(max_per_room=100, max_age_ms=1), T0 + 10_000)
+    assert (await store.history("r", None, 10)).messages == ()
+    assert (await store.since("r", 1, None, 10)).truncated
+    assert (await store.append("r", "ann", "again", T0 + 10_001)).message.id == 4
+
+
+async def test_retry_with_the_same_ref_is_stored_once(store: MessageStore) -> None:
+    first = await store.append("r", "ann", "hello", T0, Retry("ann", "m1"))
+    again = await store.append("r", "ann", "hello", T0 + 1000, Retry("ann", "m1"))
+    assert again.duplicate
+    assert again.message == first.message
+    assert len((await store.history("r", None, 10)).messages) == 1
+
+
+async def test_retry_keys_are_per_user_room_and_typed_ref(store: MessageStore) -> None:
+    await store.append("r", "ann", "a", T0, Retry("ann", "5"))
+    other_user = await store.append("r", "bob", "b", T0, Retry("bob", "5"))
+    other_room = await store.append("s", "ann", "c", T0, Retry("ann", "5"))
+    int_ref = await store.append("r", "ann", "d", T0, Retry("ann", 5))
+    assert not any(x.duplicate for x in (other_user, other_room, int_ref))
+    assert (await store.last_id("r")) == 3
+
+
+async def test_retry_after_the_window_is_a_new_message(store: MessageStore) -> None:
+    first = await store.append("r", "ann", "hi", T0, Retry("ann", "x"))
+    later = await store.append("r", "ann", "hi", T0 + DEDUPE_WINDOW_MS + 1, Retry("ann", "x"))
+    assert not later.duplicate
+    assert later.message.id == first.message.id + 1
+
+
+async def test_concurrent_appends_get_distinct_gapless_ids(store: MessageStore) -> None:
+    results = await asyncio.gather(
+        *(store.append(f"room{n % 3}", "ann", f"m{n}", T0 + n) for n in range(300))
+    )
+    for room in ("room0", "room1", "room2"):
+        ids = [r.message.id for r in results if r.message.room == room]
+        assert sorted(ids) == list(range(1, 101))
+        assert ids == sorted(ids)
+
+
+async def test_healthy_when_usable(store: MessageStore) -> None:
+    assert await store.healthy()

@@ -1,0 +1,100 @@
+"""What only the SQLite store does: durability, migrations, failures of the file."""
+
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from hubbub.store.base import Retry, StoreUnavailable
+from hubbub.store.sqlite import SqliteStore
+
+T0 = 1_795_674_063_000
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "data" / "hubbub.db", busy_timeout_ms=100)
+    await store.open()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def lock(store: SqliteStore) -> Iterator[sqlite3.Connection]:
+    """Another process's connection, able to hold the database's write lock."""
+    other = sqlite3.connect(store.path, isolation_level=None)
+    yield other
+    if other.in_transaction:
+        other.execute("ROLLBACK")
+    other.close()
+
+
+async def test_messages_and_ids_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "hubbub.db"
+    first = SqliteStore(path)
+    await first.open()
+    for n in range(3):
+        await first.append("r", "ann", f"m{n}", T0 + n)
+    await first.append("r", "ann", "retried", T0 + 3, Retry("ann", "k"))
+    await first.close()
+    second = SqliteStore(path)
+    await second.open()
+    try:
+        assert [m.content for m in (await second.history("r", None, 10)).messages] == [
+            "m0",
+            "m1",
+            "m2",
+            "retried",
+        ]
+        assert (await second.append("r", "ann", "next", T0 + 5)).message.id == 5
+        assert (await second.append("r", "ann", "retried", T0 + 6, Retry("ann", "k"))).duplicate
+    finally:
+        await second.close()
+
+
+async def test_schema_is_versioned_and_in_wal_mode(store: SqliteStore) -> None:
+    with sqlite3.connect(store.path) as connection:
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_reopening_does_not_migrate_twice(tmp_path: Path) -> None:
+    path = tmp_path / "hubbub.db"
+    for _ in range(2):
+        store = SqliteStore(path)
+        await store.open()
+        await store.close()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT count(*) FROM schema_version").fetchone() == (1,)
+
+
+async def test_locked_database_is_unavailable_then_recovers(
+    store: SqliteStore, lock: sqlite3.Connection
+) -> None:
+    await store.append("r", "ann", "before", T0)
+    lock.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(StoreUnavailable):
+        await store.append("r", "ann", "while locked", T0 + 1)
+    assert not await store.healthy()
+    assert [m.content for m in (await store.history("r", None, 10)).messages] == ["before"]
+    lock.execute("ROLLBACK")
+    assert await store.healthy()
+    assert (await store.append("r", "ann", "after", T0 + 2)).message.id == 2
+
+
+async def test_sqlite_runs_off_the_event_loop_thread(store: SqliteStore) -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    original = store._connect
+
+    def spy() -> sqlite3.Connection:
+        seen.append(threading.get_ident())
+        return original()
+
+    store._connect = spy  # type: ignore[method-assign]
+    await store.history("r", None, 10)
+    await store.since("r", 0, None, 10)
+    assert seen
+    assert loop_thread not in seen
