@@ -1,6 +1,10 @@
 """Shared fixtures: real servers on 127.0.0.1 with free ports, and clients that talk to them."""
 
+import asyncio
+import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pytest
@@ -9,7 +13,12 @@ from hubbub.client import ChatClient
 from hubbub.config import Settings
 from hubbub.server.runner import RunningServer, start
 
-TEST_DEFAULTS: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "presence_interval": 0.05}
+TEST_DEFAULTS: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 0,
+    "presence_interval": 0.05,
+    "store": "memory",
+}
 
 StartServer = Callable[..., Awaitable[RunningServer]]
 
@@ -67,3 +76,61 @@ async def connect(server: RunningServer) -> AsyncIterator[Connect]:
     yield connector
     for client in clients:
         await client.close()
+
+
+HUBBUB = [sys.executable, "-m", "hubbub"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """`hubbub serve` in a process of its own, as a user runs it."""
+
+    process: asyncio.subprocess.Process
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    async def log(self) -> str:
+        """Everything the server logged after start-up (once it has exited)."""
+        assert self.process.stderr is not None
+        return (await self.process.stderr.read()).decode()
+
+
+SpawnServer = Callable[..., Awaitable[ServerProcess]]
+
+
+@pytest.fixture
+async def spawn_server() -> AsyncIterator[SpawnServer]:
+    """Start `hubbub serve ARGS...` on a free port; wait until it listens; kill it at the end."""
+    processes: list[asyncio.subprocess.Process] = []
+
+    async def spawner(*args: str) -> ServerProcess:
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            *HUBBUB, "serve", "--port", str(port), *args, stderr=asyncio.subprocess.PIPE
+        )
+        processes.append(process)
+        assert process.stderr is not None
+        async with asyncio.timeout(20):
+            while b"listening on" not in await process.stderr.readline():
+                if process.stderr.at_eof():
+                    raise RuntimeError("hubbub serve exited before listening")
+        return ServerProcess(process, port)
+
+    yield spawner
+    for process in processes:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -4,18 +4,14 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-from collections.abc import AsyncIterator
 from dataclasses import fields
 
 import pytest
 
 from hubbub.client import ChatClient, ConnectionClosed
 from hubbub.config import Settings
-
-HUBBUB = [sys.executable, "-m", "hubbub"]
+from tests.conftest import HUBBUB, ServerProcess, SpawnServer
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -57,35 +53,16 @@ def test_bad_configuration_is_refused_naming_the_setting(
     assert named in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
-async def server_process() -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        *HUBBUB, "serve", "--port", str(port), stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        assert process.stderr is not None
-        async with asyncio.timeout(20):
-            while b"listening on" not in await process.stderr.readline():
-                pass
-        yield process, port
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+async def server_process(spawn_server: SpawnServer) -> ServerProcess:
+    return await spawn_server("--store", "memory")
 
 
 async def test_sigterm_closes_clients_with_1001_and_exits_0(
-    server_process: tuple[asyncio.subprocess.Process, int],
+    server_process: ServerProcess,
 ) -> None:
-    process, port = server_process
-    url = f"ws://127.0.0.1:{port}/ws"
+    process = server_process.process
+    url = server_process.ws_url
     clients = [await ChatClient.connect(url) for _ in range(3)]
     for n, client in enumerate(clients):
         await client.join("r", f"user{n}")
@@ -99,24 +76,22 @@ async def test_sigterm_closes_clients_with_1001_and_exits_0(
             await client.expect("never sent")
         assert client.close_code == 1001
         await client.close()
-    assert process.stderr is not None
-    log = (await process.stderr.read()).decode()
+    log = await server_process.log()
     assert len(re.findall(r"close \w+ code=1001 reason=server shutting down", log)) == 3
     assert "a secret nobody should log" not in log
     assert "stopped" in log
 
 
 async def test_one_log_line_per_connection_open_and_close(
-    server_process: tuple[asyncio.subprocess.Process, int],
+    server_process: ServerProcess,
 ) -> None:
-    process, port = server_process
-    client = await ChatClient.connect(f"ws://127.0.0.1:{port}/ws")
+    process = server_process.process
+    client = await ChatClient.connect(server_process.ws_url)
     connection_id = client.welcome["connection_id"]
     await client.close()
     process.send_signal(signal.SIGINT)
     async with asyncio.timeout(10):
         assert await process.wait() == 0
-    assert process.stderr is not None
-    log = (await process.stderr.read()).decode()
+    log = await server_process.log()
     assert log.count(f"open {connection_id} ") == 1
     assert log.count(f"close {connection_id} ") == 1

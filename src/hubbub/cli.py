@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -36,6 +36,26 @@ class _Origins(click.ParamType[tuple[str, ...]]):
         return tuple(part.strip() for part in str(value).split(",") if part.strip())
 
 
+class Duration(click.ParamType[float]):
+    """Seconds, or a number with a unit: `90`, `15m`, `12h`, `30d`."""
+
+    name = "DURATION"
+    _UNITS: ClassVar[dict[str, float]] = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float):
+            return float(value)
+        text = str(value).strip().lower()
+        scale = self._UNITS.get(text[-1:], None)
+        number = text[:-1] if scale is not None else text
+        try:
+            return float(number) * (scale or 1)
+        except ValueError:
+            self.fail(f"{value!r} is not a duration like 90, 15m, 12h or 30d", param, ctx)
+
+
 _SERVE_OPTIONS = [
     _option("host", str, "Address to listen on."),
     _option("port", int, "Port to listen on (0 picks a free one)."),
@@ -57,6 +77,13 @@ _SERVE_OPTIONS = [
     ),
     _option("max_outbound_buffer", int, "Bytes queued for one client before it is closed (1013)."),
     _option("compression", bool, "Offer permessage-deflate."),
+    _option(
+        "store", click.Choice(["sqlite", "memory"]), "Message store: durable SQLite or memory."
+    ),
+    _option("data_dir", str, "Directory of the SQLite store (file hubbub.db)."),
+    _option("sqlite_busy_timeout", float, "Seconds a write waits for a locked database file."),
+    _option("history_max_per_room", int, "Messages kept per room; older ones are pruned."),
+    _option("history_max_age", Duration(), "How long messages are kept: seconds or 30d, 12h, 15m."),
     _option(
         "log_level",
         click.Choice(["debug", "info", "warning", "error"]),

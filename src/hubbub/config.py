@@ -33,10 +33,25 @@ class Settings:
     max_outbound_buffer: int = 1024 * 1024
     """Bytes queued for one connection before it is a slow consumer (1013)."""
     compression: bool = True
+    store: str = "sqlite"
+    """`sqlite` (durable, the default) or `memory` (forgets on restart)."""
+    data_dir: str = "./data"
+    """Where the SQLite store keeps `hubbub.db`."""
+    sqlite_busy_timeout: float = 2.0
+    """Seconds a write waits for a locked database before the message gets `unavailable`."""
+    history_max_per_room: int = 10_000
+    history_max_age: float = 30 * 24 * 3600.0
+    """Seconds a message is kept."""
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        for name in ("heartbeat", "presence_interval", "rate"):
+        for name in (
+            "heartbeat",
+            "presence_interval",
+            "rate",
+            "history_max_age",
+            "sqlite_busy_timeout",
+        ):
             _require(name, getattr(self, name) > 0, "must be greater than 0")
         for name in (
             "max_message_size",
@@ -45,6 +60,7 @@ class Settings:
             "rate_burst",
             "abuse_limit",
             "max_outbound_buffer",
+            "history_max_per_room",
         ):
             _require(name, getattr(self, name) >= 1, "must be at least 1")
         _require("port", 0 <= self.port <= 65535, "must be 0..65535")
@@ -54,6 +70,8 @@ class Settings:
             self.max_outbound_buffer >= self.max_message_size,
             "must be at least max_message_size",
         )
+        _require("store", self.store in ("sqlite", "memory"), "must be sqlite or memory")
+        _require("data_dir", bool(self.data_dir.strip()), "must not be empty")
         _require(
             "log_level",
             self.log_level in ("debug", "info", "warning", "error"),

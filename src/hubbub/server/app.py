@@ -3,6 +3,8 @@
 The only module that picks concrete implementations (store, later broker).
 """
 
+from pathlib import Path
+
 from aiohttp import web
 
 from hubbub.config import Settings
@@ -15,10 +17,16 @@ from hubbub.server.node import Node
 from hubbub.server.websocket import websocket_endpoint
 from hubbub.store.base import MessageStore
 from hubbub.store.memory import MemoryStore
+from hubbub.store.sqlite import SqliteStore
 
 
 def build_store(settings: Settings) -> MessageStore:
-    return MemoryStore()
+    if settings.store == "memory":
+        return MemoryStore()
+    return SqliteStore(
+        Path(settings.data_dir) / "hubbub.db",
+        busy_timeout_ms=int(settings.sqlite_busy_timeout * 1000),
+    )
 
 
 def build_app(settings: Settings, store: MessageStore | None = None) -> web.Application:
@@ -37,14 +45,19 @@ def build_app(settings: Settings, store: MessageStore | None = None) -> web.Appl
     app.router.add_get("/healthz", http.healthz)
     app.router.add_get("/metrics", http.metrics)
     app.router.add_static("/static/", http.STATIC_DIR)
+    app.on_startup.append(_start_node)
     app.on_shutdown.append(_close_connections)
-    app.on_cleanup.append(_close_store)
+    app.on_cleanup.append(_stop_node)
     return app
+
+
+async def _start_node(app: web.Application) -> None:
+    await app[NODE].start()
 
 
 async def _close_connections(app: web.Application) -> None:
     app[NODE].close_all(GOING_AWAY, "server shutting down")
 
 
-async def _close_store(app: web.Application) -> None:
-    await app[NODE].store.close()
+async def _stop_node(app: web.Application) -> None:
+    await app[NODE].stop()

@@ -5,6 +5,7 @@ session decide, store, then fan out the event encoded once per codec.
 """
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -27,7 +28,6 @@ from hubbub.protocol.codecs import Codec
 from hubbub.protocol.commands import Command
 from hubbub.protocol.errors import ErrorCode, Ref, Refusal
 from hubbub.protocol.events import (
-    SHEDDABLE,
     Ack,
     Error,
     HistoryPage,
@@ -38,11 +38,14 @@ from hubbub.protocol.events import (
     Welcome,
 )
 from hubbub.protocol.validation import parse_command
-from hubbub.server.connection import Connection
+from hubbub.server.connection import Connection, Frame, frame_of
 from hubbub.server.stats import Metrics, RateMeter
-from hubbub.store.base import MessageStore, StoreUnavailable
+from hubbub.store.base import MessageStore, Retention, Retry, StoreUnavailable
 
 log = logging.getLogger("hubbub.node")
+
+REPLAY_PAGE = 500
+PRUNE_INTERVAL_SECONDS = 60.0
 
 
 def wall_clock_ms() -> int:
@@ -74,9 +77,41 @@ class Node:
         self._clock = clock
         self._wall_ms = wall_ms
         self._presence = PresenceThrottle(settings.presence_interval)
+        self._retention = Retention(
+            settings.history_max_per_room, int(settings.history_max_age * 1000)
+        )
+        self._pruner: asyncio.Task[None] | None = None
 
     def now(self) -> float:
         return self._clock()
+
+    async def start(self) -> None:
+        """Open the store and apply retention once before serving, then now and then."""
+        await self.store.open()
+        await self._prune()
+        self._pruner = asyncio.create_task(self._prune_forever())
+
+    async def stop(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+        await self.store.close()
+
+    async def _prune_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+            await self._prune()
+
+    async def _prune(self) -> None:
+        """Apply retention; a failing store waits for the next round."""
+        try:
+            removed = await self.store.prune(self._retention, self._wall_ms())
+        except StoreUnavailable as error:
+            log.warning("retention skipped: store unavailable (%s)", error)
+        else:
+            if removed:
+                log.info("retention removed %d messages", removed)
 
     def open(self, connection: Connection) -> None:
         self.connections.add(connection)
@@ -143,18 +178,16 @@ class Node:
         members = self.hub.members(room)
         if not members:
             return
-        wire = event.to_wire()
-        sheddable = isinstance(event, SHEDDABLE)
-        encoded: dict[Codec, bytes] = {}
+        frames: dict[Codec, Frame] = {}
         delivered = 0
         for member in members:
             if member is exclude:
                 continue
             codec = member.codec
-            payload = encoded.get(codec)
-            if payload is None:
-                payload = encoded[codec] = codec.encode(wire)
-            member.enqueue(payload, sheddable)
+            frame = frames.get(codec)
+            if frame is None:
+                frame = frames[codec] = frame_of(event, codec)
+            member.enqueue(frame)
             delivered += 1
         self.metrics.deliveries.inc(delivered)
 
@@ -168,8 +201,41 @@ class Node:
         connection.send(OnlineUsers.of(room, state.usernames()))
         if change.member_changed:
             self._presence_changed(room)
+        if action.since is None:
+            if action.ref is not None:
+                connection.send(Ack(action.ref))
+            return
+        connection.hold()
+        try:
+            replayed, truncated, last = await self._replay(connection, room, action.since)
+        except StoreUnavailable:
+            connection.release(room, action.since)
+            self._send_error(
+                connection, ErrorCode.UNAVAILABLE, "history unavailable; rejoin later", action.ref
+            )
+            return
         if action.ref is not None:
-            connection.send(Ack(action.ref))
+            connection.deliver(Ack(action.ref, replayed=replayed, truncated=truncated))
+        connection.release(room, last)
+
+    async def _replay(self, connection: Connection, room: str, since: int) -> tuple[int, bool, int]:
+        """Deliver every stored message after `since`, page by page, ahead of live frames.
+
+        Returns how many were replayed, whether retention had removed some, and
+        the last id replayed (live messages up to it are dropped on release).
+        """
+        replayed, truncated, last = 0, False, since
+        while True:
+            page = await self.store.since(room, last, None, REPLAY_PAGE)
+            truncated = truncated or page.truncated
+            for message in page.messages:
+                connection.deliver(message)
+            replayed += len(page.messages)
+            if page.messages:
+                last = page.messages[-1].id
+            if not page.has_more or connection.closing:
+                return replayed, truncated, last
+            await connection.drained()
 
     def _exit(self, connection: Connection, room: str) -> None:
         change = self.hub.leave(room, connection)
@@ -180,14 +246,20 @@ class Node:
         self._presence_changed(room)
 
     async def _publish(self, connection: Connection, action: Publish) -> None:
+        retry = Retry(action.username, action.ref) if action.ref is not None else None
         try:
-            message = await self.store.append(
-                action.room, action.username, action.content, self._wall_ms()
+            appended = await self.store.append(
+                action.room, action.username, action.content, self._wall_ms(), retry
             )
         except StoreUnavailable:
             self._send_error(
                 connection, ErrorCode.UNAVAILABLE, "message store unavailable; retry", action.ref
             )
+            return
+        message = appended.message
+        if appended.duplicate:
+            assert action.ref is not None
+            connection.send(Ack(action.ref, id=message.id))
             return
         self.messages_total += 1
         self.metrics.messages.inc()

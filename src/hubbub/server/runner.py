@@ -55,8 +55,9 @@ async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     server = await start(settings)
     log.info(
-        "hubbub listening on %s (store: memory; authentication: none, the server is open)",
+        "hubbub listening on %s (store: %s; authentication: none, the server is open)",
         server.url,
+        "memory" if settings.store == "memory" else f"sqlite in {settings.data_dir}",
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,0 +1,163 @@
+"""Durable history over real sockets: restarts, replay with `since`, retries, failures."""
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from hubbub.client import ChatClient, ServerError
+from tests.conftest import Connect, StartServer
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> str:
+    return str(tmp_path / "data")
+
+
+async def test_restart_keeps_history_and_ids(start_server: StartServer, data_dir: str) -> None:
+    first = await start_server(store="sqlite", data_dir=data_dir)
+    async with await ChatClient.connect(first.ws_url) as ann:
+        await ann.join("r", "ann")
+        ids = [await ann.say(f"before restart {n}") for n in range(3)]
+    await first.stop()
+    second = await start_server(store="sqlite", data_dir=data_dir)
+    async with await ChatClient.connect(second.ws_url) as bob:
+        await bob.join("r", "bob")
+        await bob.send({"type": "history", "room": "r"})
+        page = await bob.expect("history")
+        assert [m["id"] for m in page["messages"]] == ids
+        assert page["messages"][0]["content"] == "before restart 0"
+        assert await bob.say("after restart") == ids[-1] + 1
+
+
+async def test_join_since_replays_then_acks_with_counts(connect: Connect) -> None:
+    ann, bob = await connect(), await connect()
+    await ann.join("r", "ann")
+    ids = [await ann.say(f"m{n}") for n in range(5)]
+    ack = await bob.join("r", "bob", since=ids[1])
+    assert ack["replayed"] == 3
+    assert ack["truncated"] is False
+    replay = [e for e in bob.received if e["type"] == "message"]
+    assert [m["id"] for m in replay] == ids[2:]
+    assert bob.received.index(replay[-1]) < bob.received.index(ack)
+
+
+async def test_join_since_after_retention_reports_truncated(
+    start_server: StartServer, data_dir: str
+) -> None:
+    first = await start_server(store="sqlite", data_dir=data_dir)
+    async with await ChatClient.connect(first.ws_url) as ann:
+        await ann.join("r", "ann")
+        for n in range(6):
+            await ann.say(f"m{n}")
+    await first.stop()
+    # retention runs when a server starts
+    second = await start_server(store="sqlite", data_dir=data_dir, history_max_per_room=2)
+    async with await ChatClient.connect(second.ws_url) as bob:
+        ack = await bob.join("r", "bob", since=0)
+        assert ack["truncated"] is True
+        assert ack["replayed"] == 2
+        assert [m["id"] for m in bob.received if m["type"] == "message"] == [5, 6]
+
+
+async def test_rejoin_with_since_while_others_post_gives_every_id_once(
+    start_server: StartServer, connect: Connect
+) -> None:
+    server = await start_server(rate=10_000, rate_burst=10_000)
+    poster, watcher = await connect(server), await connect(server)
+    await poster.join("busy", "poster")
+    await watcher.join("busy", "watcher")
+    posted: list[int] = []
+    enough = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def post_steadily() -> None:
+        while not stop.is_set():
+            posted.append(await poster.say(f"n{len(posted)}"))
+            if len(posted) >= 60:
+                enough.set()
+
+    posting = asyncio.create_task(post_steadily())
+    seen = [(await watcher.expect("message"))["id"] for _ in range(20)]
+    await watcher.close()
+    async with asyncio.timeout(10):
+        await enough.wait()
+    again = await connect(server)
+    await again.join("busy", "watcher", since=seen[-1])
+    live_from = posted[-1] + 10
+    await again.expect("message", id=live_from, timeout=10)
+    stop.set()
+    await posting
+    await again.expect("message", id=posted[-1], timeout=10)
+    rest = [e["id"] for e in again.received if e["type"] == "message"]
+    assert seen + rest == list(range(1, posted[-1] + 1))
+
+
+async def test_retried_message_is_stored_and_broadcast_once(connect: Connect) -> None:
+    ann, bob = await connect(), await connect()
+    await ann.join("r", "ann")
+    await bob.join("r", "bob")
+    await ann.send({"type": "message", "content": "only once", "ref": "m-1"})
+    first = await ann.expect("ack", ref="m-1")
+    await ann.send({"type": "message", "content": "only once", "ref": "m-1"})
+    second = await ann.expect("ack", ref="m-1")
+    assert second["id"] == first["id"]
+    marker = await ann.say("marker")
+    await bob.expect("message", id=marker)
+    assert [m["content"] for m in bob.received if m["type"] == "message"] == [
+        "only once",
+        "marker",
+    ]
+
+
+async def test_retry_from_a_new_connection_after_a_drop_is_deduplicated(
+    connect: Connect,
+) -> None:
+    ann = await connect()
+    await ann.join("r", "ann")
+    await ann.send({"type": "message", "content": "did it arrive?", "ref": "x1"})
+    first = await ann.expect("ack", ref="x1")
+    await ann.close()
+    again = await connect()
+    await again.join("r", "ann")
+    await again.send({"type": "message", "content": "did it arrive?", "ref": "x1"})
+    assert (await again.expect("ack", ref="x1"))["id"] == first["id"]
+    await again.send({"type": "history", "room": "r"})
+    assert len((await again.expect("history"))["messages"]) == 1
+
+
+async def test_locked_store_gives_unavailable_and_no_false_ack(
+    start_server: StartServer, data_dir: str
+) -> None:
+    server = await start_server(store="sqlite", data_dir=data_dir, sqlite_busy_timeout=0.05)
+    async with (
+        await ChatClient.connect(server.ws_url) as ann,
+        await ChatClient.connect(server.ws_url) as bob,
+        aiohttp.ClientSession() as http,
+    ):
+        await ann.join("r", "ann")
+        await bob.join("r", "bob")
+        kept = await ann.say("before the lock")
+        lock = sqlite3.connect(Path(data_dir) / "hubbub.db", isolation_level=None)
+        try:
+            lock.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(ServerError) as refused:
+                await ann.say("while locked")
+            assert refused.value.code == "unavailable"
+            async with http.get(server.url + "/healthz") as response:
+                assert response.status == 503
+            lock.execute("ROLLBACK")
+        finally:
+            lock.close()
+        async with http.get(server.url + "/healthz") as response:
+            assert response.status == 200
+        after = await ann.say("after the lock")
+        assert after == kept + 1
+        contents = [
+            (await bob.expect("message"))["content"],
+            (await bob.expect("message"))["content"],
+        ]
+        assert contents == ["before the lock", "after the lock"]
+        assert not bob.pending("message")
