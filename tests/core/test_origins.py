@@ -46,3 +46,4 @@ def test_pattern_with_scheme_checks_the_scheme() -> None:
 
 def test_star_allows_any_origin() -> None:
     assert OriginPolicy(("*",)).permits("https://anything.test", None)
+    assert OriginPolicy(("*",)).permits("null", None)

@@ -29,6 +29,16 @@ def test_first_join_sets_the_username_and_later_ones_ignore_it() -> None:
     assert list(session.rooms) == ["a", "b"]
 
 
+def test_invalid_username_refuses_the_first_join_only() -> None:
+    session = make_session()
+    bad = Join("a", None, None, "j", username_error="username must be 1 to 32 characters")
+    assert error_code(session.handle(bad, 0)) is ErrorCode.INVALID_FIELD
+    assert session.username is None
+    assert not session.rooms
+    session.handle(Join("a", "ann"), 0)
+    assert session.handle(bad, 0) == [Enter("a", "ann", None, "j")]
+
+
 def test_first_join_without_username_gets_a_guest_name() -> None:
     session = make_session()
     [enter] = session.handle(Join("a", None), 0)

@@ -2,6 +2,10 @@
 
 import re
 
+import aiohttp
+import msgpack
+import pytest
+
 from hubbub.server.runner import RunningServer
 from tests.conftest import Connect
 
@@ -224,3 +228,25 @@ async def test_compression_can_be_turned_off(start_server: object, connect: Conn
     server = await starter(compression=False)
     client = await connect(server, compress=True)
     assert client.ws.compress == 0
+
+
+@pytest.mark.parametrize("offer", [("msgpack",), ("json", "msgpack"), ("msgpack", "json")])
+async def test_msgpack_is_chosen_whenever_offered(
+    server: RunningServer, offer: tuple[str, ...]
+) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(server.ws_url, protocols=offer) as ws,
+    ):
+        assert ws.protocol == "msgpack"
+        welcome = await ws.receive()
+        assert welcome.type is aiohttp.WSMsgType.BINARY
+        assert msgpack.unpackb(welcome.data)["type"] == "welcome"
+
+
+async def test_json_subprotocol_or_none_speaks_json(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        for offer in [("json",), ()]:
+            async with http.ws_connect(server.ws_url, protocols=offer) as ws:
+                assert ws.protocol == (offer[0] if offer else None)
+                assert (await ws.receive_json())["type"] == "welcome"

@@ -161,3 +161,24 @@ async def test_locked_store_gives_unavailable_and_no_false_ack(
         ]
         assert contents == ["before the lock", "after the lock"]
         assert not bob.pending("message")
+
+
+async def test_pages_and_replays_larger_than_the_outbound_buffer_arrive_whole(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(rate=10_000, rate_burst=10_000, max_outbound_buffer=256 * 1024)
+    wide = "漢" * 4000
+    async with (
+        await ChatClient.connect(server.ws_url) as ann,
+        await ChatClient.connect(server.ws_url) as bob,
+    ):
+        await ann.join("r", "ann")
+        for _ in range(100):
+            await ann.say(wide)
+        await ann.send({"type": "history", "room": "r", "limit": 100})
+        page = await ann.expect("history")
+        assert len(page["messages"]) == 100
+        ack = await bob.join("r", "bob", since=0)
+        assert ack["replayed"] == 100
+        assert [m["id"] for m in bob.received if m["type"] == "message"] == list(range(1, 101))
+        assert bob.close_code is None

@@ -164,3 +164,24 @@ async def test_refused_events_do_not_count_as_joins(connect: Connect) -> None:
         await client.join("bad room", "ann")
     ack = await client.join("good", "ann")
     assert ack["type"] == "ack"
+
+
+async def test_a_message_of_exactly_the_limit_is_read(start_server: StartServer) -> None:
+    server = await start_server(max_message_size=4096)
+    framing = len('{"type":"ping","pad":""}')
+    async with await ChatClient.connect(server.ws_url, compress=False) as client:
+        await client.ws.send_str('{"type":"ping","pad":"' + "p" * (4096 - framing) + '"}')
+        assert await client.expect("pong")
+        await client.ws.send_str('{"type":"ping","pad":"' + "p" * (4097 - framing) + '"}')
+        with pytest.raises(ConnectionClosed):
+            await client.expect("pong")
+        assert client.close_code == 1009
+
+
+async def test_size_limit_counts_utf8_bytes(start_server: StartServer) -> None:
+    server = await start_server(max_message_size=4096)
+    async with await ChatClient.connect(server.ws_url) as client:
+        await client.ws.send_str('{"type":"ping","pad":"' + "é" * 2100 + '"}')
+        with pytest.raises(ConnectionClosed):
+            await client.expect("pong")
+        assert client.close_code == 1009

@@ -18,7 +18,7 @@ class OriginPolicy:
     `https://*.example.com`) or `*` for any. Empty: the server's own host and localhost."""
 
     def permits(self, origin: str | None, own_host: str | None) -> bool:
-        if origin is None:
+        if origin is None or "*" in self.allowed:
             return True
         parts = urlsplit(origin)
         hostname = parts.hostname
@@ -33,8 +33,6 @@ class OriginPolicy:
 
 def _matches(rule: str, origin: str, scheme: str, hostname: str) -> bool:
     rule = rule.lower().rstrip("/")
-    if rule == "*":
-        return True
     if "*." not in rule:
         return rule == origin
     rule_scheme, _, pattern = rule.rpartition("://")

@@ -46,8 +46,10 @@ class Session:
 
     def _accept(self, command: Command) -> list[Action]:
         match command:
-            case Join(room, username, since, ref):
+            case Join(room, username, since, ref, username_error):
                 if self.username is None:
+                    if username_error is not None:
+                        raise Refusal(ErrorCode.INVALID_FIELD, username_error)
                     self.username = username or self._guest_name()
                 self.rooms[room] = None
                 return [Enter(room, self.username, since, ref)]

@@ -6,6 +6,7 @@ upgrade. Decoding failures become `Refusal`s with `bad_json` or
 on a MessagePack one) is `bad_encoding`.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,15 @@ class Codec:
 
 JSON = Codec(JSON_SUBPROTOCOL, binary=False)
 MSGPACK = Codec(MSGPACK_SUBPROTOCOL, binary=True)
-SUBPROTOCOLS = (MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL)
+
+
+def choose_subprotocol(offered: Iterable[str]) -> str | None:
+    """`msgpack` whenever the client offers it, whatever its order; else `json` if offered."""
+    names = set(offered)
+    for name in (MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL):
+        if name in names:
+            return name
+    return None
 
 
 def codec_for(subprotocol: str | None) -> Codec:

@@ -13,8 +13,12 @@ from hubbub.protocol.errors import Ref
 class Join:
     room: str
     username: str | None
+    """Trimmed; None when missing, blank or invalid."""
     since: int | None = None
     ref: Ref | None = None
+    username_error: str | None = None
+    """Why the given username is invalid. Only the first join of a connection uses the
+    username, so only then is this a refusal."""
 
 
 @dataclass(frozen=True, slots=True)

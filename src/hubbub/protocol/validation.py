@@ -53,16 +53,20 @@ def valid_username(value: str) -> str:
     return name
 
 
-def _join_username(event: Mapping[str, Any]) -> str | None:
-    """The requested username, or None when missing or blank (the session then picks a guest)."""
+def _join_username(event: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The requested username (None when missing or blank: the session picks a guest name),
+    or why it is invalid."""
     value = event.get("username")
     if value is None:
-        return None
+        return None, None
     if not isinstance(value, str):
-        raise _invalid("username must be a string")
+        return None, "username must be a string"
     if not value.strip():
-        return None
-    return valid_username(value)
+        return None, None
+    try:
+        return valid_username(value), None
+    except Refusal as refusal:
+        return None, refusal.message
 
 
 def _content(event: Mapping[str, Any]) -> str:
@@ -96,9 +100,8 @@ def _limit(event: Mapping[str, Any]) -> int:
 
 
 def _join(event: Mapping[str, Any], ref: Ref | None) -> Command:
-    return Join(
-        valid_room(event.get("room")), _join_username(event), _optional_id(event, "since"), ref
-    )
+    username, problem = _join_username(event)
+    return Join(valid_room(event.get("room")), username, _optional_id(event, "since"), ref, problem)
 
 
 def _post(event: Mapping[str, Any], ref: Ref | None) -> Command:

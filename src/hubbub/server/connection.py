@@ -28,6 +28,7 @@ from hubbub.protocol.events import SHEDDABLE, ChatMessage, ServerEvent
 
 log = logging.getLogger("hubbub.connection")
 
+MESSAGE_TOO_BIG = 1009
 SLOW_CONSUMER = 1013
 GOING_AWAY = 1001
 CLOSE_GRACE_SECONDS = 5.0
@@ -96,7 +97,8 @@ class Connection:
             # Half the buffer stays free for what must not be lost.
             self.frames_shed += 1
             return
-        if buffered > self._max_buffer and not self._make_room(size):
+        if buffered > self._max_buffer and buffered > size and not self._make_room(size):
+            # (A frame larger than the whole buffer still goes out when nothing waits before it.)
             return
         self._queued_bytes += size
         if hold and self._held is not None:
@@ -125,6 +127,9 @@ class Connection:
                 continue
             self._queue.append(frame)
         self._wakeup.set()
+
+    def half_full(self) -> bool:
+        return self._buffered() > self._max_buffer // 2
 
     async def drained(self) -> None:
         """Wait until the writer has written everything queued (not held)."""

@@ -229,13 +229,15 @@ class Node:
             page = await self.store.since(room, last, None, REPLAY_PAGE)
             truncated = truncated or page.truncated
             for message in page.messages:
+                if connection.half_full():
+                    await connection.drained()
+                if connection.closing:
+                    return replayed, truncated, last
                 connection.deliver(message)
-            replayed += len(page.messages)
-            if page.messages:
-                last = page.messages[-1].id
-            if not page.has_more or connection.closing:
+                replayed += 1
+                last = message.id
+            if not page.has_more:
                 return replayed, truncated, last
-            await connection.drained()
 
     def _exit(self, connection: Connection, room: str) -> None:
         change = self.hub.leave(room, connection)

@@ -8,8 +8,8 @@ from aiohttp import WSMsgType, web
 from hubbub.core.admission import Refused
 from hubbub.core.ratelimit import RateLimiter
 from hubbub.core.session import Session
-from hubbub.protocol.codecs import SUBPROTOCOLS, codec_for
-from hubbub.server.connection import Connection
+from hubbub.protocol.codecs import choose_subprotocol, codec_for
+from hubbub.server.connection import MESSAGE_TOO_BIG, Connection
 from hubbub.server.keys import ADMISSION, NODE, ORIGINS
 from hubbub.server.node import guest_name
 
@@ -49,13 +49,24 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
         admission.release(ip)
 
 
+def _too_big(data: str | bytes, limit: int) -> bool:
+    """The one size aiohttp's `limit + 1` lets through: exactly one byte over (after inflating)."""
+    if isinstance(data, bytes) or len(data) > limit or 4 * len(data) <= limit:
+        return len(data) > limit
+    return len(data.encode()) > limit
+
+
 async def _serve(request: web.Request, ip: str) -> web.WebSocketResponse:
     node = request.app[NODE]
     settings = node.settings
+    offered = request.headers.get("Sec-WebSocket-Protocol", "").split(",")
+    chosen = choose_subprotocol(part.strip() for part in offered)
+    limit = settings.max_message_size
     ws = web.WebSocketResponse(
-        protocols=SUBPROTOCOLS,
+        protocols=(chosen,) if chosen else (),
         heartbeat=settings.heartbeat,
-        max_msg_size=settings.max_message_size,
+        # aiohttp refuses a message of exactly its limit; ours is the largest allowed size.
+        max_msg_size=limit + 1,
         compress=settings.compression,
     )
     await ws.prepare(request)
@@ -85,6 +96,9 @@ async def _serve(request: web.Request, ip: str) -> web.WebSocketResponse:
     try:
         async for message in ws:
             if message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
+                if _too_big(message.data, limit):
+                    connection.close(MESSAGE_TOO_BIG, "message too big")
+                    break
                 await node.receive(connection, message.data, message.type is WSMsgType.BINARY)
     finally:
         node.disconnect(connection)
