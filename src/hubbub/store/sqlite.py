@@ -13,6 +13,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -296,8 +297,14 @@ class SqliteStore:
     async def healthy(self) -> bool:
         if not self._failing:
             return self._writer is not None and self._writer.is_alive()
+
+        def probe(connection: sqlite3.Connection) -> None:
+            connection.execute(
+                "INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)", (time.time_ns() // 1000,)
+            )
+
         try:
-            await self._write(lambda connection: None)
+            await self._write(probe)
         except StoreUnavailable:
             return False
         return True
