@@ -1,0 +1,49 @@
+// The connection state as the reader sees it: connected, connecting,
+// reconnecting in N s (with a button to try now), or offline.
+
+export function statusText({ state, retryAt }, now = Date.now()) {
+  switch (state) {
+    case "connected":
+      return "Connected";
+    case "offline":
+      return "Offline";
+    case "reconnecting":
+      if (retryAt === null) return "Reconnecting…";
+      return `Reconnecting in ${Math.max(1, Math.ceil((retryAt - now) / 1000))} s`;
+    default:
+      return "Connecting…";
+  }
+}
+
+export class ConnectionStatus {
+  /**
+   * @param {{root: HTMLElement, text: HTMLElement, retry: HTMLButtonElement,
+   *          onRetry: () => void, onChange: (state: string) => void}} parts
+   */
+  constructor(parts) {
+    Object.assign(this, parts);
+    this.status = null;
+    this.ticker = null;
+    this.retry.addEventListener("click", () => this.onRetry());
+  }
+
+  render(status) {
+    if (this.status !== status) {
+      const previous = this.status?.state;
+      this.status = status;
+      clearInterval(this.ticker);
+      this.ticker = status.retryAt === null ? null : setInterval(() => this.paint(), 1000);
+      if (previous !== undefined && previous !== status.state) {
+        this.onChange(status.state, previous);
+      }
+    }
+    this.paint();
+  }
+
+  paint() {
+    const { state, retryAt } = this.status;
+    this.root.dataset.state = state;
+    this.text.textContent = statusText(this.status);
+    this.retry.hidden = state !== "reconnecting" || retryAt === null;
+  }
+}

@@ -1,0 +1,225 @@
+"""Chatting through the page: both ways, own messages pending then confirmed, typing, rooms."""
+
+import re
+
+from playwright.async_api import expect
+
+from hubbub.client import ChatClient
+from tests.browser.conftest import (
+    BROWSER,
+    NewPage,
+    Relay,
+    Server,
+    connect_client,
+    expect_connected,
+    messages,
+    open_chat,
+    open_relayed_chat,
+    send,
+    unique_room,
+)
+
+pytestmark = BROWSER
+
+
+async def test_two_pages_chat_both_ways(new_page: NewPage, server: Server) -> None:
+    room = unique_room("both")
+    alice = await open_chat(new_page, server, "alice", room)
+    bob = await open_chat(new_page, server, "bob", room)
+    await expect(alice.locator("#member-list")).to_contain_text("bob")
+
+    # The link focused the message box: typing then Enter sends.
+    await alice.keyboard.type("Hi Bob")
+    await alice.keyboard.press("Enter")
+    await expect(messages(bob, "Hi Bob").locator(".msg-from")).to_have_text("alice")
+
+    await send(bob, "Hello Alice")
+    await send(bob, "How are you?")
+    await expect(messages(alice, "How are you?")).to_have_count(1)
+    # Grouped by sender: only the first of bob's two messages starts a group.
+    await expect(messages(alice, "Hello Alice")).to_have_class(re.compile(r"\bmsg--first\b"))
+    await expect(messages(alice, "How are you?")).not_to_have_class(re.compile(r"\bmsg--first\b"))
+    for page in (alice, bob):
+        texts = await messages(page).locator(".msg-text").all_text_contents()
+        assert texts == ["Hi Bob", "Hello Alice", "How are you?"]
+
+
+async def test_own_message_is_pending_until_its_ack(new_page: NewPage, server: Server) -> None:
+    room = unique_room("pending")
+    relay = Relay()
+    relay.hold = lambda event: event["type"] == "message"
+    alice = await open_relayed_chat(new_page, server, relay, "alice", room)
+
+    await send(alice, "on its way")
+    row = messages(alice, "on its way")
+    await expect(row).to_have_attribute("data-state", "pending")
+    await expect(row.locator(".msg-status")).to_have_text("Sending…")
+    assert relay.held, "the page sent the message"
+
+    relay.release()
+    await expect(row).to_have_attribute("data-state", "sent")
+    await expect(row).to_have_attribute("data-id", re.compile(r"^\d+$"))
+    await expect(row.locator(".msg-status")).to_be_hidden()
+
+
+async def test_refused_message_says_why_and_can_be_retried(
+    new_page: NewPage, server: Server
+) -> None:
+    room = unique_room("refused")
+    relay = Relay()
+    relay.hold = lambda event: event["type"] == "message"
+    alice = await open_relayed_chat(new_page, server, relay, "alice", room)
+    await send(alice, "try me")
+    sent = await relay.wait_sent(lambda event: event["type"] == "message")
+    relay.to_page({"type": "error", "code": "invalid_field", "message": "no", "ref": sent["ref"]})
+    row = messages(alice, "try me")
+    await expect(row).to_have_attribute("data-state", "failed")
+    await expect(row.locator(".msg-status")).to_contain_text("Not sent: no")
+
+    relay.hold = lambda event: False
+    await row.get_by_role("button", name="Retry").press("Enter")
+    await expect(row).to_have_attribute("data-state", "sent")
+    assert [event["ref"] for event in relay.sent_of("message")] == [sent["ref"]] * 2
+
+
+async def test_message_is_resent_with_its_ref_after_a_drop_and_shown_once(
+    new_page: NewPage, server: Server, clients: list[ChatClient]
+) -> None:
+    room = unique_room("resend")
+    bob = await connect_client(clients, server, room, "bob")
+    relay = Relay()
+    # The server stores and broadcasts the message, but the link dies before the page hears.
+    relay.cut_before = lambda event: event["type"] == "message" and event["from"] == "alice"
+    alice = await open_relayed_chat(new_page, server, relay, "alice", room)
+
+    await send(alice, "said once")
+    row = messages(alice, "said once")
+    await expect(row).to_have_attribute("data-state", "sent")
+    await expect(row).to_have_count(1)
+    posted = await bob.expect("message", content="said once")
+    await expect(row).to_have_attribute("data-id", str(posted["id"]))
+
+    refs = [event["ref"] for event in relay.sent_of("message")]
+    assert len(refs) == 2, "sent, then re-sent after reconnecting"
+    assert refs[0] == refs[1]
+    retry_ack = await relay.wait_received(lambda event: event.get("ref") == refs[0])
+    assert retry_ack == {"type": "ack", "ref": refs[0], "id": posted["id"]}
+    rejoin = relay.sent_of("join")[-1]
+    assert rejoin["since"] < posted["id"]
+    assert bob.pending("message") == [], "the retry was not stored twice"
+
+
+async def test_typing_is_throttled_shown_to_others_and_expires(
+    new_page: NewPage, server: Server
+) -> None:
+    room = unique_room("typing")
+    relay = Relay()
+    alice = await new_page()
+    await relay.install(alice)
+    await alice.goto(f"{server.url}/?username=alice&room={room}")
+    bob = await new_page()
+    await bob.clock.install()
+    await bob.goto(f"{server.url}/?username=bob&room={room}")
+    await expect_connected(bob)
+    await expect(alice.locator("#member-list")).to_contain_text("bob")
+
+    await alice.keyboard.type("hello there, bob")
+    typing = bob.locator("#typing")
+    await expect(typing).to_have_text("alice is typing…")
+    await expect(alice.locator("#typing")).to_have_text("")
+
+    await bob.clock.fast_forward(4_000)
+    await expect(typing).to_have_text("alice is typing…")
+    await bob.clock.fast_forward(1_500)
+    await expect(typing).to_have_text("")
+
+    # Once the message is through, every keystroke before it has been through as well.
+    await alice.keyboard.press("Enter")
+    await expect(messages(bob, "hello there, bob")).to_have_count(1)
+    assert len(relay.sent_of("typing")) == 1, "16 keystrokes in well under 2 s: one typing event"
+
+
+async def test_rooms_side_by_side_with_unread_counts(
+    new_page: NewPage, server: Server, clients: list[ChatClient]
+) -> None:
+    lobby, side, busy = unique_room("lobby"), unique_room("side"), unique_room("busy")
+    await connect_client(clients, server, busy, "carol")
+    bob = await connect_client(clients, server, side, "bob")
+    alice = await open_chat(new_page, server, "alice", lobby)
+
+    # Active rooms come from GET /rooms, with their counts; a click joins.
+    listed = alice.locator(f'#active-rooms [data-join="{busy}"]')
+    await expect(listed).to_contain_text("1")
+
+    await alice.locator("#join-room").fill(side)
+    await alice.locator("#join-room").press("Enter")
+    await expect(alice.locator("#room-title")).to_have_text(f"# {side}")
+    await expect(alice.locator("#composer-input")).to_be_focused()
+    await expect(alice.locator("#member-list")).to_contain_text("bob")
+
+    await alice.locator(f'#joined-rooms [data-room="{lobby}"]').click()
+    await expect(alice.locator("#room-title")).to_have_text(f"# {lobby}")
+    await bob.say("psst", room=side)
+    await bob.say("still there?", room=side)
+    badge = alice.locator(f'#joined-rooms [data-room="{side}"] .badge')
+    await expect(badge).to_have_text("2 unread")
+    await expect(alice).to_have_title(f"(2) #{lobby} · Hubbub")
+
+    await alice.locator(f'#joined-rooms [data-room="{side}"]').click()
+    await expect(messages(alice, "still there?")).to_be_visible()
+    await expect(badge).to_be_hidden()
+    await expect(alice).to_have_title(f"#{side} · Hubbub")
+
+    await listed.click()
+    await expect(alice.locator("#room-title")).to_have_text(f"# {busy}")
+    await expect(alice.locator("#joined-rooms .room-link")).to_have_count(3)
+
+    await alice.get_by_role("button", name=f"Leave #{side}").click()
+    await expect(alice.locator("#joined-rooms .room-link")).to_have_count(2)
+    await bob.expect("user_left", username="alice", room=side)
+    # Bob is still in it: it is listed among the active rooms again.
+    await expect(alice.locator(f'#active-rooms [data-join="{side}"]')).to_be_visible()
+
+
+async def test_scrolling_back_loads_older_messages_in_order(
+    new_page: NewPage, server: Server, clients: list[ChatClient]
+) -> None:
+    room = unique_room("history")
+    archivist = await connect_client(clients, server, room, "archivist")
+    for number in range(1, 121):
+        await archivist.say(f"note {number}", room=room)
+    reader = await open_chat(new_page, server, "reader", room)
+    await expect(messages(reader, "note 120")).to_be_in_viewport()
+    await expect(messages(reader)).to_have_count(50)
+
+    log = reader.locator("#log")
+    await log.evaluate("log => { log.scrollTop = 0 }")
+    await expect(messages(reader)).to_have_count(100)
+    # The reader stays where they were: the older page arrived above, out of sight.
+    await expect(messages(reader, "note 71")).to_be_in_viewport()
+    await expect(messages(reader, "note 51")).not_to_be_in_viewport()
+
+    await log.evaluate("log => { log.scrollTop = 0 }")
+    await expect(messages(reader)).to_have_count(120)
+    await expect(reader.locator(".log-start")).to_be_visible()
+    await expect(reader.locator("#load-older")).to_be_hidden()
+    texts = await messages(reader).locator(".msg-text").all_text_contents()
+    assert texts == [f"note {number}" for number in range(1, 121)]
+
+
+async def test_username_and_rooms_are_remembered(new_page: NewPage, server: Server) -> None:
+    first, second = unique_room("first"), unique_room("second")
+    page = await open_chat(new_page, server, "dora", first)
+    assert "username" not in page.url, "the link's parameters are dropped once used"
+    await page.locator("#join-room").fill(second)
+    await page.locator("#join-room").press("Enter")
+    await expect(page.locator("#room-title")).to_have_text(f"# {second}")
+
+    await page.goto(f"{server.url}/")
+    await expect_connected(page)
+    await expect(page.locator("#me-name")).to_have_text("dora")
+    await expect(page.locator("#room-title")).to_have_text(f"# {second}")
+    await expect(page.locator("#joined-rooms .room-name")).to_have_text(
+        [f"# {first}", f"# {second}"]
+    )
+    await expect(page.locator("#member-list")).to_contain_text("dora")

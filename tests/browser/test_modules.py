@@ -1,0 +1,136 @@
+"""The page's pure functions, imported as the ES modules the page uses and run in Chromium."""
+
+from typing import Any
+
+import pytest_asyncio
+from playwright.async_api import Page
+
+from tests.browser.conftest import BROWSER, NewPage, Server
+
+pytestmark = BROWSER
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def page(new_page: NewPage, server: Server) -> Page:
+    """Any page of the server's origin can import the modules; this one runs no app."""
+    page = await new_page()
+    await page.goto(f"{server.url}/static/style.css")
+    return page
+
+
+async def run(page: Page, module: str, body: str) -> Any:
+    """Evaluates `body` (an async function body) with the module's exports as `m`."""
+    return await page.evaluate(
+        f"async () => {{ const m = await import('/static/{module}'); {body} }}"
+    )
+
+
+async def test_backoff_doubles_up_to_a_cap_with_jitter_in_the_upper_half(page: Page) -> None:
+    delays = await run(
+        page,
+        "connection.js",
+        """const bounds = a => [m.backoffDelay(a, () => 0), m.backoffDelay(a, () => 1)];
+        return [0, 1, 2, 5, 6, 20].map(bounds);""",
+    )
+    assert delays == [
+        [250, 500],
+        [500, 1000],
+        [1000, 2000],
+        [8000, 16000],
+        [15000, 30000],
+        [15000, 30000],
+    ]
+
+
+async def test_links_only_for_http_addresses_without_trailing_punctuation(page: Page) -> None:
+    cases = {
+        "see https://example.com.": ["https://example.com"],
+        "(at https://en.wikipedia.org/wiki/Tree_(graph))": [
+            "https://en.wikipedia.org/wiki/Tree_(graph)"
+        ],
+        "http://a.test/x?y=1, http://b.test/!": ["http://a.test/x?y=1", "http://b.test/"],
+        "javascript:alert(1) data:text/html,x": [],
+        "nothing after http:// here, nor in xhttps://evil.test": [],
+    }
+    for text, expected in cases.items():
+        parts = await run(
+            page,
+            "linkify.js",
+            f"""const box = document.createElement('p');
+            m.appendLinkified(box, {text!r});
+            return {{
+              text: box.textContent,
+              links: [...box.querySelectorAll('a')].map(a => a.textContent),
+              elements: box.querySelectorAll('*').length,
+            }};""",
+        )
+        assert parts["text"] == text, "the text is kept whole"
+        assert parts["links"] == expected, text
+        assert parts["elements"] == len(expected)
+
+
+async def test_room_keeps_messages_sorted_and_drops_duplicate_ids(page: Page) -> None:
+    ids = await run(
+        page,
+        "store.js",
+        """const room = new m.Room('r');
+        const add = id => room.addMessage({id, room: 'r', from: 'a', content: '', timestamp: ''});
+        const added = [5, 3, 9, 5, 1, 9].map(add);
+        return {added, order: room.order, maxId: room.maxId, minId: room.minId};""",
+    )
+    assert ids == {
+        "added": [True, True, True, False, True, False],
+        "order": [1, 3, 5, 9],
+        "maxId": 9,
+        "minId": 1,
+    }
+
+
+async def test_log_groups_by_sender_and_gap_and_keeps_the_outbox_last(page: Page) -> None:
+    items = await run(
+        page,
+        "messages.js",
+        """const {Room} = await import('/static/store.js');
+        const room = new Room('r');
+        const at = minutes => new Date(Date.UTC(2026, 10, 26, 9, minutes)).toISOString();
+        [[1, 'ann', 0], [2, 'ann', 1], [3, 'bob', 2], [4, 'bob', 30]].forEach(([id, from, t]) =>
+          room.addMessage({id, room: 'r', from, content: `m${id}`, timestamp: at(t)}));
+        room.pending.set('x', {ref: 'x', room: 'r', content: 'mine', createdAt: Date.parse(at(31)),
+                               claimedBy: null, error: null});
+        return m.logItems(room, 'bob', new Date(at(40)))
+          .filter(item => item.kind === 'message')
+          .map(item => [item.key, item.first, item.state]);""",
+    )
+    assert items == [
+        ["m:1", True, "sent"],
+        ["m:2", False, "sent"],
+        ["m:3", True, "sent"],
+        ["m:4", True, "sent"],
+        ["p:x", False, "pending"],
+    ]
+
+
+async def test_typing_and_status_texts(page: Page) -> None:
+    typing = await run(
+        page,
+        "presence.js",
+        "return [[], ['a'], ['a', 'b'], ['a', 'b', 'c'], ['a', 'b', 'c', 'd']].map(m.typingText);",
+    )
+    assert typing == [
+        "",
+        "a is typing…",
+        "a and b are typing…",
+        "a, b and c are typing…",
+        "Several people are typing…",
+    ]
+    status = await run(
+        page,
+        "status.js",
+        """return [
+          m.statusText({state: 'connected', retryAt: null}),
+          m.statusText({state: 'reconnecting', retryAt: 12_100}, 10_000),
+          m.statusText({state: 'reconnecting', retryAt: null}),
+          m.statusText({state: 'offline', retryAt: null}),
+        ];""",
+    )
+    assert status == ["Connected", "Reconnecting in 3 s", "Reconnecting…", "Offline"]
