@@ -93,6 +93,8 @@ class ServerProcess:
 
     process: asyncio.subprocess.Process
     port: int
+    first_line: str
+    """The start-up line that says where it listens and how it is configured."""
 
     @property
     def url(self) -> str:
@@ -124,10 +126,10 @@ async def spawn_server() -> AsyncIterator[SpawnServer]:
         processes.append(process)
         assert process.stderr is not None
         async with asyncio.timeout(20):
-            while b"listening on" not in await process.stderr.readline():
+            while b"listening on" not in (line := await process.stderr.readline()):
                 if process.stderr.at_eof():
                     raise RuntimeError("hubbub serve exited before listening")
-        return ServerProcess(process, port)
+        return ServerProcess(process, port, line.decode())
 
     yield spawner
     for process in processes:

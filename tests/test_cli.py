@@ -11,6 +11,7 @@ import pytest
 
 from hubbub.client import ChatClient, ConnectionClosed
 from hubbub.config import Settings
+from hubbub.core.auth import Identity, verify_token
 from tests.conftest import HUBBUB, ServerProcess, SpawnServer
 
 
@@ -95,3 +96,27 @@ async def test_one_log_line_per_connection_open_and_close(
     log = await server_process.log()
     assert log.count(f"open {connection_id} ") == 1
     assert log.count(f"close {connection_id} ") == 1
+
+
+def test_token_command_prints_a_token_the_server_accepts() -> None:
+    secret = "s" * 40
+    result = run_cli(
+        "token", "--sub", "alice", "--rooms", "general,dev", env={"HUBBUB_AUTH_SECRET": secret}
+    )
+    assert result.returncode == 0
+    identity = verify_token(result.stdout.strip(), secret)
+    assert identity == Identity("alice", frozenset({"general", "dev"}))
+
+
+def test_short_auth_secret_is_refused() -> None:
+    result = run_cli("serve", "--auth-secret", "short")
+    assert result.returncode == 2
+    assert "--auth-secret" in result.stderr
+
+
+async def test_open_server_says_so_when_it_starts(spawn_server: SpawnServer) -> None:
+    server = await spawn_server("--store", "memory")
+    server.process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(10):
+        await server.process.wait()
+    assert "authentication: none, the server is open" in server.first_line

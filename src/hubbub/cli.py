@@ -3,11 +3,13 @@
 import asyncio
 import logging
 import sys
+import time
 from typing import Any, ClassVar
 
 import click
 
 from hubbub.config import ConfigError, Settings
+from hubbub.core.auth import issue_token
 from hubbub.server.runner import serve as run_server
 
 _DEFAULTS = Settings()
@@ -77,6 +79,17 @@ _SERVE_OPTIONS = [
     ),
     _option("max_outbound_buffer", int, "Bytes queued for one client before it is closed (1013)."),
     _option("compression", bool, "Offer permessage-deflate."),
+    _option("max_room_members", int, "Connections one room may hold (beyond: room_full)."),
+    _option("max_rooms_per_connection", int, "Rooms one connection may be in (beyond: room_full)."),
+    _option("handshake_timeout", float, "Seconds a client has to complete its first request."),
+    _option(
+        "auth_secret",
+        str,
+        "HS256 secret (32+ bytes). When set, /ws needs ?token=JWT; sub is the username and "
+        "a rooms claim limits the rooms. Empty: the server is open.",
+    ),
+    _option("certfile", str, "TLS certificate chain (PEM), to serve https/wss directly."),
+    _option("keyfile", str, "TLS private key (PEM)."),
     _option(
         "store", click.Choice(["sqlite", "memory"]), "Message store: durable SQLite or memory."
     ),
@@ -114,6 +127,23 @@ def serve(**options: object) -> None:
         stream=sys.stderr,
     )
     _run(settings)
+
+
+@main.command()
+@click.option("--sub", "subject", required=True, help="The username.")
+@click.option("--rooms", default=None, help="Comma-separated rooms it may join (default: any).")
+@click.option("--ttl", default=3600, show_default=True, help="Seconds until it expires.")
+@click.option(
+    "--secret",
+    envvar="HUBBUB_AUTH_SECRET",
+    show_envvar=True,
+    required=True,
+    help="The server's --auth-secret.",
+)
+def token(subject: str, rooms: str | None, ttl: int, secret: str) -> None:
+    """Print a token for testing an --auth-secret server."""
+    room_list = None if rooms is None else [room.strip() for room in rooms.split(",") if room]
+    click.echo(issue_token(secret, subject, room_list, int(time.time()) + ttl))
 
 
 def _run(settings: Settings) -> None:

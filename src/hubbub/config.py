@@ -33,6 +33,16 @@ class Settings:
     max_outbound_buffer: int = 1024 * 1024
     """Bytes queued for one connection before it is a slow consumer (1013)."""
     compression: bool = True
+    max_room_members: int = 10_000
+    """Connections one room may hold (beyond: `room_full`)."""
+    max_rooms_per_connection: int = 100
+    handshake_timeout: float = 10.0
+    """Seconds a new TCP connection has to send its first complete request (slowloris)."""
+    auth_secret: str = ""
+    """HS256 secret; when set, the upgrade needs a JWT in the `token` query parameter."""
+    certfile: str = ""
+    keyfile: str = ""
+    """TLS certificate chain and private key (PEM); both or neither."""
     store: str = "sqlite"
     """`sqlite` (durable, the default) or `memory` (forgets on restart)."""
     data_dir: str = "./data"
@@ -51,6 +61,7 @@ class Settings:
             "rate",
             "history_max_age",
             "sqlite_busy_timeout",
+            "handshake_timeout",
         ):
             _require(name, getattr(self, name) > 0, "must be greater than 0")
         for name in (
@@ -61,6 +72,8 @@ class Settings:
             "abuse_limit",
             "max_outbound_buffer",
             "history_max_per_room",
+            "max_room_members",
+            "max_rooms_per_connection",
         ):
             _require(name, getattr(self, name) >= 1, "must be at least 1")
         _require("port", 0 <= self.port <= 65535, "must be 0..65535")
@@ -69,6 +82,12 @@ class Settings:
             "max_outbound_buffer",
             self.max_outbound_buffer >= self.max_message_size,
             "must be at least max_message_size",
+        )
+        _require("keyfile", bool(self.certfile) == bool(self.keyfile), "goes with certfile")
+        _require(
+            "auth_secret",
+            not self.auth_secret or len(self.auth_secret.encode()) >= 32,
+            "must be at least 32 bytes (HS256)",
         )
         _require("store", self.store in ("sqlite", "memory"), "must be sqlite or memory")
         _require("data_dir", bool(self.data_dir.strip()), "must not be empty")

@@ -2,6 +2,7 @@ import itertools
 from collections.abc import Sequence
 
 from hubbub.core.actions import Close, Enter, Exit, FetchHistory, Notify, Publish, Reply
+from hubbub.core.auth import Identity
 from hubbub.core.ratelimit import RateLimiter
 from hubbub.core.session import Session
 from hubbub.protocol.commands import History, Join, Leave, Ping, Post, Typing
@@ -141,3 +142,28 @@ def test_persistent_abuse_closes_with_1008_but_a_burst_does_not() -> None:
     for second in range(1, 60):
         actions = bursty.handle(Ping(), float(second))
         assert actions == [Reply(Pong())]
+
+
+def test_a_token_identity_fixes_the_username_and_the_rooms() -> None:
+    session = Session(
+        RateLimiter(1000, 1000, 100), lambda: "guest", Identity("alice", frozenset({"general"}))
+    )
+    assert session.handle(Join("general", "mallory"), 0) == [Enter("general", "alice", None, None)]
+    assert error_code(session.handle(Join("secret", None, None, "j"), 0)) is ErrorCode.UNAUTHORIZED
+    assert error_code(session.handle(History("secret"), 0)) is ErrorCode.UNAUTHORIZED
+    assert list(session.rooms) == ["general"]
+
+
+def test_an_identity_without_rooms_may_join_any() -> None:
+    session = Session(RateLimiter(1000, 1000, 100), lambda: "guest", Identity("bob"))
+    assert session.handle(Join("anything", None), 0) == [Enter("anything", "bob", None, None)]
+
+
+def test_rooms_per_connection_are_limited() -> None:
+    session = Session(RateLimiter(1000, 1000, 100), lambda: "guest", max_rooms=2)
+    session.handle(Join("a", "ann"), 0)
+    session.handle(Join("b", "ann"), 0)
+    assert error_code(session.handle(Join("c", "ann"), 0)) is ErrorCode.ROOM_FULL
+    assert session.handle(Join("a", "ann"), 0) == [Enter("a", "ann", None, None)]
+    session.forget_room("b")
+    assert list(session.rooms) == ["a"]

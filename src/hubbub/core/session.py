@@ -9,6 +9,7 @@ the server's business.
 from collections.abc import Callable
 
 from hubbub.core.actions import Action, Close, Enter, Exit, FetchHistory, Notify, Publish, Reply
+from hubbub.core.auth import Identity
 from hubbub.core.ratelimit import RateLimiter
 from hubbub.protocol.commands import Command, History, Join, Leave, Ping, Post, Typing
 from hubbub.protocol.errors import ErrorCode, Ref, Refusal
@@ -18,10 +19,18 @@ POLICY_VIOLATION = 1008
 
 
 class Session:
-    def __init__(self, limiter: RateLimiter, guest_name: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        guest_name: Callable[[], str],
+        identity: Identity | None = None,
+        max_rooms: int = 1_000_000,
+    ) -> None:
         self._limiter = limiter
         self._guest_name = guest_name
-        self.username: str | None = None
+        self._identity = identity
+        self._max_rooms = max_rooms
+        self.username: str | None = identity.username if identity is not None else None
         self.rooms: dict[str, None] = {}
         """Joined rooms in joining order (a dict as an ordered set)."""
 
@@ -47,6 +56,11 @@ class Session:
     def _accept(self, command: Command) -> list[Action]:
         match command:
             case Join(room, username, since, ref, username_error):
+                self._check_may_read(room)
+                if room not in self.rooms and len(self.rooms) >= self._max_rooms:
+                    raise Refusal(
+                        ErrorCode.ROOM_FULL, f"a connection may be in {self._max_rooms} rooms"
+                    )
                 if self.username is None:
                     if username_error is not None:
                         raise Refusal(ErrorCode.INVALID_FIELD, username_error)
@@ -68,9 +82,18 @@ class Session:
                 del self.rooms[target]
                 return [Exit(target), *_ack(ref)]
             case History(room, before, limit, ref):
+                self._check_may_read(room)
                 return [FetchHistory(room, before, limit, ref)]
             case Ping(ref):
                 return [Reply(Pong()), *_ack(ref)]
+
+    def forget_room(self, room: str) -> None:
+        """The server could not complete a join (the room is full)."""
+        self.rooms.pop(room, None)
+
+    def _check_may_read(self, room: str) -> None:
+        if self._identity is not None and not self._identity.may_join(room):
+            raise Refusal(ErrorCode.UNAUTHORIZED, f"your token does not allow room {room!r}")
 
     def _name(self) -> str:
         assert self.username is not None, "a connection in a room has a username"

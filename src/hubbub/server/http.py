@@ -6,6 +6,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from hubbub.core.auth import InvalidToken, verify_token
 from hubbub.protocol.errors import ErrorCode, Refusal
 from hubbub.protocol.validation import DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, valid_room
 from hubbub.server.keys import NODE
@@ -35,6 +36,15 @@ async def room_messages(request: web.Request) -> web.Response:
         assert limit is not None
     except Refusal as refusal:
         return web.json_response({"error": refusal.code, "message": refusal.message}, status=400)
+    secret = request.app[NODE].settings.auth_secret
+    if secret:
+        try:
+            identity = verify_token(_bearer(request), secret)
+        except InvalidToken as error:
+            return web.json_response({"error": "unauthorized", "message": str(error)}, status=401)
+        if not identity.may_join(room):
+            message = f"your token does not allow room {room!r}"
+            return web.json_response({"error": "unauthorized", "message": message}, status=403)
     try:
         page = await request.app[NODE].store.history(room, before, limit)
     except StoreUnavailable:
@@ -48,6 +58,14 @@ async def room_messages(request: web.Request) -> web.Response:
             "has_more": page.has_more,
         }
     )
+
+
+def _bearer(request: web.Request) -> str | None:
+    """The token from `Authorization: Bearer ...`, or the `token` query parameter."""
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials:
+        return credentials.strip()
+    return request.query.get("token")
 
 
 def _int_query(

@@ -193,6 +193,14 @@ class Node:
 
     async def _enter(self, connection: Connection, action: Enter) -> None:
         room = action.room
+        state = self.hub.room(room)
+        limit = self.settings.max_room_members
+        if state is not None and connection not in state.members and len(state.members) >= limit:
+            connection.session.forget_room(room)
+            self._send_error(
+                connection, ErrorCode.ROOM_FULL, f"room {room!r} is full ({limit})", action.ref
+            )
+            return
         change = self.hub.join(room, connection, action.username)
         if change.presence_changed:
             self.broadcast(room, UserJoined(action.username, room))

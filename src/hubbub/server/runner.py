@@ -3,6 +3,7 @@
 import asyncio
 import logging
 import signal
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -10,6 +11,7 @@ from aiohttp import web
 from hubbub.config import Settings
 from hubbub.server.app import build_app
 from hubbub.server.keys import NODE
+from hubbub.server.listener import Listener
 from hubbub.server.node import Node
 
 log = logging.getLogger("hubbub")
@@ -21,43 +23,55 @@ SHUTDOWN_TIMEOUT_SECONDS = 8.0
 @dataclass
 class RunningServer:
     runner: web.AppRunner
+    listener: Listener
     node: Node
     host: str
     port: int
+    tls: bool = False
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ws"
+        return f"{'wss' if self.tls else 'ws'}://{self.host}:{self.port}/ws"
 
     async def stop(self) -> None:
-        """Close every client with 1001, wait for them (bounded), then release everything."""
+        """Stop listening, close every client with 1001, wait for them (bounded), release all."""
+        self.listener.close()
         await self.runner.cleanup()
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if not settings.certfile:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.certfile, settings.keyfile)
+    return context
+
+
 async def start(settings: Settings) -> RunningServer:
+    tls = tls_context(settings)
     app = build_app(settings)
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
     )
+    listener = Listener(runner, settings.handshake_timeout)
+    app.middlewares.append(listener.middleware)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
-    await site.start()
-    sockets = runner.addresses
-    port = sockets[0][1] if sockets else settings.port
-    return RunningServer(runner, app[NODE], settings.host, port)
+    port = await listener.start(settings.host, settings.port, tls)
+    return RunningServer(runner, listener, app[NODE], settings.host, port, tls is not None)
 
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     server = await start(settings)
     log.info(
-        "hubbub listening on %s (store: %s; authentication: none, the server is open)",
+        "hubbub listening on %s (store: %s; authentication: %s)",
         server.url,
         "memory" if settings.store == "memory" else f"sqlite in {settings.data_dir}",
+        "HS256 tokens" if settings.auth_secret else "none, the server is open to anyone",
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -6,6 +6,7 @@ import secrets
 from aiohttp import WSMsgType, web
 
 from hubbub.core.admission import Refused
+from hubbub.core.auth import Identity, InvalidToken, verify_token
 from hubbub.core.ratelimit import RateLimiter
 from hubbub.core.session import Session
 from hubbub.protocol.codecs import choose_subprotocol, codec_for
@@ -36,6 +37,14 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
         node.metrics.upgrades_refused.labels("origin").inc()
         log.info("refused upgrade from %s: origin %r not allowed", request.remote, origin)
         return web.json_response({"error": "origin not allowed"}, status=403)
+    identity: Identity | None = None
+    if node.settings.auth_secret:
+        try:
+            identity = verify_token(request.query.get("token"), node.settings.auth_secret)
+        except InvalidToken as error:
+            node.metrics.upgrades_refused.labels("unauthorized").inc()
+            log.info("refused upgrade from %s: %s", request.remote, error)
+            return web.json_response({"error": str(error)}, status=401)
     ip = request.remote or "unknown"
     admission = request.app[ADMISSION]
     refused = admission.admit(ip)
@@ -44,7 +53,7 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
         log.info("refused upgrade from %s: %s", ip, _REFUSALS[refused])
         return web.json_response({"error": _REFUSALS[refused]}, status=refused.value)
     try:
-        return await _serve(request, ip)
+        return await _serve(request, ip, identity)
     finally:
         admission.release(ip)
 
@@ -56,7 +65,7 @@ def _too_big(data: str | bytes, limit: int) -> bool:
     return len(data.encode()) > limit
 
 
-async def _serve(request: web.Request, ip: str) -> web.WebSocketResponse:
+async def _serve(request: web.Request, ip: str, identity: Identity | None) -> web.WebSocketResponse:
     node = request.app[NODE]
     settings = node.settings
     offered = request.headers.get("Sec-WebSocket-Protocol", "").split(",")
@@ -71,7 +80,10 @@ async def _serve(request: web.Request, ip: str) -> web.WebSocketResponse:
     )
     await ws.prepare(request)
     session = Session(
-        RateLimiter(settings.rate, settings.rate_burst, settings.abuse_limit), guest_name
+        RateLimiter(settings.rate, settings.rate_burst, settings.abuse_limit),
+        guest_name,
+        identity,
+        settings.max_rooms_per_connection,
     )
     codec = codec_for(ws.ws_protocol)
     connection = Connection(
