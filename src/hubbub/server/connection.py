@@ -1,12 +1,19 @@
-"""One WebSocket connection's outbound side: a bounded queue and a single writer.
+"""One WebSocket connection's outbound side: bounded, batched, never awaited by fan-out.
 
-Following gorilla's chat example: every connection has one reader (the HTTP
-handler) and one writer task. Fan-out only appends an already-encoded frame
-to the queue, without awaiting, so a broadcast costs no task and no await per
-member. A queue past `max_outbound_buffer` means a dead or slow client: it
-sheds `typing` and `online_users` frames first (the next one supersedes
-them; they may only fill half the buffer), and if that is not enough the
-connection is closed with 1013, never waited on.
+Following gorilla's chat example, a connection has one reader (the HTTP
+handler) and one writer. Fan-out only appends an already-encoded `Frame`,
+without awaiting, so a broadcast costs no task and no await per member.
+
+Without compression the writer is not even a task: frames queued during a
+loop turn go out in one `transport.write` at the end of the turn, one
+system call for many frames. With permessage-deflate each frame must pass
+through the connection's own compressor, so a writer task sends them one by
+one through aiohttp.
+
+A buffer past `max_outbound_buffer` means a dead or slow client: `typing`
+and `online_users` frames are shed first (the next one supersedes them; they
+may only fill half the buffer), and if that is not enough the connection is
+closed with 1013, never waited on.
 
 While a join replays history the connection *holds* live frames: they wait
 behind the replay, and held messages the replay already delivered are
@@ -18,42 +25,30 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
 
 from aiohttp import WSMsgType, web
+from aiohttp.abc import AbstractStreamWriter
 
 from hubbub.core.session import Session
 from hubbub.protocol.codecs import Codec
-from hubbub.protocol.events import SHEDDABLE, ChatMessage, ServerEvent
+from hubbub.protocol.events import ServerEvent
+from hubbub.server.frames import Frame, frame_of
 
 log = logging.getLogger("hubbub.connection")
 
+GOING_AWAY = 1001
 MESSAGE_TOO_BIG = 1009
 SLOW_CONSUMER = 1013
-GOING_AWAY = 1001
 CLOSE_GRACE_SECONDS = 5.0
 """How long a closing connection may take to answer our close frame before it is cut."""
-
-
-class Frame(NamedTuple):
-    """An encoded event, shared by every member that gets it."""
-
-    payload: bytes
-    sheddable: bool
-    message: tuple[str, int] | None = None
-    """(room, id) when the event is a chat message."""
-
-
-def frame_of(event: ServerEvent, codec: Codec) -> Frame:
-    message = (event.room, event.id) if isinstance(event, ChatMessage) else None
-    return Frame(codec.encode(event.to_wire()), isinstance(event, SHEDDABLE), message)
 
 
 class Connection:
     def __init__(
         self,
         ws: web.WebSocketResponse,
-        transport: asyncio.Transport | None,
+        stream: AbstractStreamWriter,
+        transport: asyncio.Transport,
         codec: Codec,
         session: Session,
         connection_id: str,
@@ -61,19 +56,24 @@ class Connection:
         max_buffer: int,
     ) -> None:
         self.ws = ws
+        self._stream = stream
         self._transport = transport
         self.codec = codec
         self.session = session
         self.id = connection_id
         self.ip = ip
+        self._compressed = bool(ws.compress)
         self._opcode = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
         self._max_buffer = max_buffer
         self._queue: deque[Frame] = deque()
+        """Frames not yet handed to the transport."""
         self._held: list[Frame] | None = None
         self._queued_bytes = 0
         """Bytes in the queue and the held list."""
+        self._flush_scheduled = False
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
+        """Set by the compressed writer whenever its queue runs empty."""
         self._close_request: tuple[int, str] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.on_give_up: Callable[[Connection], None] | None = None
@@ -85,14 +85,14 @@ class Connection:
         self.enqueue(frame_of(event, self.codec))
 
     def enqueue(self, frame: Frame) -> None:
-        """Queue an encoded frame for the writer (or hold it). Never blocks, never awaits."""
+        """Queue an encoded frame (or hold it during a replay). Never blocks, never awaits."""
         self._add(frame, hold=True)
 
     def _add(self, frame: Frame, hold: bool) -> None:
         if self._close_request is not None:
             return
         size = len(frame.payload)
-        buffered = self._buffered() + size
+        buffered = self.buffered() + size
         if frame.sheddable and buffered > self._max_buffer // 2:
             # Half the buffer stays free for what must not be lost.
             self.frames_shed += 1
@@ -105,7 +105,25 @@ class Connection:
             self._held.append(frame)
             return
         self._queue.append(frame)
-        self._wakeup.set()
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._compressed:
+            self._wakeup.set()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write every queued frame in one system call (uncompressed connections)."""
+        self._flush_scheduled = False
+        if not self._queue:
+            return
+        frames, self._queue = self._queue, deque()
+        for frame in frames:
+            self._queued_bytes -= len(frame.payload)
+        if not self._transport.is_closing():
+            self._transport.write(b"".join([frame.wire for frame in frames]))
 
     # --- replay ----------------------------------------------------------------------
 
@@ -126,16 +144,21 @@ class Connection:
                 self._queued_bytes -= len(frame.payload)
                 continue
             self._queue.append(frame)
-        self._wakeup.set()
+        if self._queue:
+            self._kick()
 
     def half_full(self) -> bool:
-        return self._buffered() > self._max_buffer // 2
+        return self.buffered() > self._max_buffer // 2
 
     async def drained(self) -> None:
-        """Wait until the writer has written everything queued (not held)."""
+        """Wait until what was queued has been handed to the socket, and the socket drained."""
+        if not self._compressed:
+            self._flush()
         while self._queue and self._close_request is None:
             self._drained.clear()
             await self._drained.wait()
+        if self._close_request is None:
+            await self._stream.drain()
 
     # --- limits ----------------------------------------------------------------------
 
@@ -150,16 +173,19 @@ class Connection:
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued have been written."""
-        if self._close_request is None:
-            self._close_request = (code, reason)
-            self._held = None
+        if self._close_request is not None:
+            return
+        self._close_request = (code, reason)
+        self._held = None
+        self._drained.set()
+        if self._compressed:
             self._wakeup.set()
-            self._drained.set()
+        else:
+            self._flush()
+            self._writer = asyncio.create_task(self._send_close())
 
-    def _buffered(self) -> int:
-        transport = self._transport
-        in_transport = transport.get_write_buffer_size() if transport is not None else 0
-        return self._queued_bytes + in_transport
+    def buffered(self) -> int:
+        return self._queued_bytes + self._transport.get_write_buffer_size()
 
     def _make_room(self, needed: int) -> bool:
         """Shed what can be shed; if still over the limit, give up on the connection."""
@@ -170,7 +196,7 @@ class Connection:
         if self._held is not None:
             self._held = held
         self._queued_bytes = sum(len(queued.payload) for queued in (*kept, *held))
-        if self._buffered() + needed <= self._max_buffer:
+        if self.buffered() + needed <= self._max_buffer:
             return True
         self._give_up()
         return False
@@ -179,18 +205,21 @@ class Connection:
         self.slow = True
         self._queue.clear()
         self._queued_bytes = 0
-        self.close(SLOW_CONSUMER, "slow consumer")
-        if self._writer is not None:
-            # The writer may be stuck waiting for the peer to drain: close without it.
-            self._writer.cancel()
-            self._writer = asyncio.create_task(self._send_close())
+        writer = self._writer
+        self._close_request = (SLOW_CONSUMER, "slow consumer")
+        self._held = None
+        # A compressed writer may be stuck waiting for the peer to drain: close without it.
+        if writer is not None:
+            writer.cancel()
+        self._writer = asyncio.create_task(self._send_close())
         if self.on_give_up is not None:
             asyncio.get_running_loop().call_soon(self.on_give_up, self)
 
     # --- the writer ------------------------------------------------------------------
 
     def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop())
+        if self._compressed:
+            self._writer = asyncio.create_task(self._write_loop())
 
     async def finish(self) -> None:
         """After the reader stopped: let a requested close complete (bounded), then stop writing."""
@@ -208,6 +237,7 @@ class Connection:
                 await writer
 
     async def _write_loop(self) -> None:
+        """The compressed path: each frame goes through this connection's compressor."""
         ws = self.ws
         try:
             while self._close_request is None or self._queue:
@@ -232,9 +262,8 @@ class Connection:
                 await self.ws.close(code=code, message=reason.encode(), drain=False)
         except (TimeoutError, ConnectionError):
             log.debug("connection %s did not take the close frame in time", self.id)
-            if transport is not None:
-                transport.abort()
+            transport.abort()
             return
-        if transport is not None and transport.get_write_buffer_size():
+        if transport.get_write_buffer_size():
             # Closed gracefully, but a peer that never reads would keep the rest forever.
             asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, transport.abort)

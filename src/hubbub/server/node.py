@@ -38,7 +38,8 @@ from hubbub.protocol.events import (
     Welcome,
 )
 from hubbub.protocol.validation import parse_command
-from hubbub.server.connection import Connection, Frame, frame_of
+from hubbub.server.connection import Connection
+from hubbub.server.frames import Frame, frame_of
 from hubbub.server.stats import Metrics, RateMeter
 from hubbub.store.base import MessageStore, Retention, Retry, StoreUnavailable
 

@@ -78,7 +78,9 @@ async def _serve(request: web.Request, ip: str, identity: Identity | None) -> we
         max_msg_size=limit + 1,
         compress=settings.compression,
     )
-    await ws.prepare(request)
+    stream = await ws.prepare(request)
+    transport = request.transport
+    assert transport is not None, "a prepared WebSocket has its transport"
     session = Session(
         RateLimiter(settings.rate, settings.rate_burst, settings.abuse_limit),
         guest_name,
@@ -88,7 +90,8 @@ async def _serve(request: web.Request, ip: str, identity: Identity | None) -> we
     codec = codec_for(ws.ws_protocol)
     connection = Connection(
         ws,
-        request.transport,
+        stream,
+        transport,
         codec,
         session,
         secrets.token_hex(8),

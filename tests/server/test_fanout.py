@@ -1,0 +1,66 @@
+"""The fast paths keep the protocol exact: batched writes, shared frames, mixed members."""
+
+import asyncio
+
+import aiohttp
+import msgpack
+import orjson
+
+from hubbub.client import ChatClient
+from tests.conftest import StartServer
+
+
+async def test_a_burst_arrives_whole_and_in_order(start_server: StartServer) -> None:
+    server = await start_server(rate=100_000, rate_burst=100_000)
+    async with (
+        await ChatClient.connect(server.ws_url, compress=False) as sender,
+        await ChatClient.connect(server.ws_url, compress=False) as receiver,
+    ):
+        await sender.join("r", "sender")
+        await receiver.join("r", "receiver")
+        for n in range(2000):
+            await sender.send({"type": "message", "content": f"burst {n}:" + "x" * (n % 300)})
+        await sender.request({"type": "ping"})
+        for n in range(2000):
+            message = await receiver.expect("message")
+            assert message["id"] == n + 1
+            assert message["content"] == f"burst {n}:" + "x" * (n % 300)
+
+
+async def test_mixed_members_each_get_their_own_encoding(start_server: StartServer) -> None:
+    server = await start_server()
+    kinds = [(False, False), (False, True), (True, False), (True, True)]
+    async with aiohttp.ClientSession() as http:
+        sockets = []
+        for binary, compressed in kinds:
+            ws = await http.ws_connect(
+                server.ws_url,
+                protocols=("msgpack",) if binary else (),
+                compress=15 if compressed else 0,
+            )
+            assert bool(ws.compress) == compressed
+            sockets.append((binary, ws))
+        for n, (binary, ws) in enumerate(sockets):
+            join = {"type": "join", "room": "mix", "username": f"u{n}", "ref": "j"}
+            if binary:
+                await ws.send_bytes(msgpack.packb(join))
+            else:
+                await ws.send_str(orjson.dumps(join).decode())
+        async with await ChatClient.connect(server.ws_url) as poster:
+            await poster.join("mix", "poster")
+            contents = [f"hello {n}:" + "é" * n * 50 for n in range(20)]
+            for content in contents:
+                await poster.say(content)
+        for binary, ws in sockets:
+            seen: list[str] = []
+            async with asyncio.timeout(5):
+                while len(seen) < len(contents):
+                    frame = await ws.receive()
+                    assert frame.type is (
+                        aiohttp.WSMsgType.BINARY if binary else aiohttp.WSMsgType.TEXT
+                    )
+                    event = msgpack.unpackb(frame.data) if binary else orjson.loads(frame.data)
+                    if event["type"] == "message":
+                        seen.append(event["content"])
+            assert seen == contents
+            await ws.close()
