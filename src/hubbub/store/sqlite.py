@@ -58,10 +58,22 @@ def _unavailable(error: sqlite3.Error) -> bool:
 
 @dataclass(slots=True)
 class _Job:
+    """Anything but an append: runs in a transaction of its own."""
+
     run: Callable[[sqlite3.Connection], Any]
     future: "asyncio.Future[Any]"
-    batchable: bool = False
-    """Appends: run together in one transaction with the others waiting."""
+
+
+@dataclass(slots=True)
+class _Append:
+    """One message to store; appends waiting together share one transaction."""
+
+    room: str
+    sender: str
+    content: str
+    timestamp_ms: int
+    key: str | None
+    future: "asyncio.Future[Appended]"
 
 
 @dataclass
@@ -69,7 +81,7 @@ class SqliteStore:
     path: Path
     busy_timeout_ms: int = 5000
     synchronous: str = "FULL"
-    _jobs: "queue.SimpleQueue[_Job | None]" = field(default_factory=queue.SimpleQueue)
+    _jobs: "queue.SimpleQueue[_Job | _Append | None]" = field(default_factory=queue.SimpleQueue)
     _writer: threading.Thread | None = None
     _readers: ThreadPoolExecutor | None = None
     _local: threading.local = field(default_factory=threading.local)
@@ -124,29 +136,49 @@ class SqliteStore:
             return
         opened = [(ready, None, None)]
         loop.call_soon_threadsafe(_settle, opened)
-        carried: list[_Job | None] = []
+        carried: list[_Job | _Append | None] = []
         while (job := carried.pop() if carried else self._jobs.get()) is not None:
-            batch = [job]
-            while job.batchable and len(batch) < MAX_BATCH:
-                try:
-                    following = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if following is None or not following.batchable:
-                    carried.append(following)
-                    break
-                batch.append(following)
-            loop.call_soon_threadsafe(_settle, self._run_batch(connection, batch))
+            if isinstance(job, _Job):
+                value, failure = self._in_transaction(connection, job.run)
+                results: list[_Result] = [(job.future, value, failure)]
+            else:
+                results = self._append_all(connection, self._waiting_appends(job, carried))
+            loop.call_soon_threadsafe(_settle, results)
         connection.close()
 
-    def _run_batch(self, connection: sqlite3.Connection, batch: list[_Job]) -> list[_Result]:
-        """Run the jobs in one transaction; every job fails alike if the commit fails."""
-        results: list[_Result] = []
+    def _waiting_appends(
+        self, first: _Append, carried: list[_Job | _Append | None]
+    ) -> list[_Append]:
+        """`first` and the appends queued right behind it (anything else is carried over)."""
+        appends = [first]
+        while len(appends) < MAX_BATCH:
+            try:
+                following = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(following, _Append):
+                carried.append(following)
+                break
+            appends.append(following)
+        return appends
+
+    def _append_all(self, connection: sqlite3.Connection, appends: list[_Append]) -> list[_Result]:
+        def store(c: sqlite3.Connection) -> list[Appended]:
+            return _store_appends(c, appends)
+
+        stored, failure = self._in_transaction(connection, store)
+        if stored is None:
+            return [(append.future, None, failure) for append in appends]
+        return [(a.future, value, None) for a, value in zip(appends, stored, strict=True)]
+
+    def _in_transaction(
+        self, connection: sqlite3.Connection, run: Callable[[sqlite3.Connection], T]
+    ) -> tuple[T | None, Exception | None]:
+        """Run `run` in one transaction: its value, or the error to fail its callers with."""
         try:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                for job in batch:
-                    results.append((job.future, job.run(connection), None))
+                value = run(connection)
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
@@ -159,17 +191,17 @@ class SqliteStore:
                     log.error("message store unavailable: %s", error)
                 self._failing = True
                 failure = StoreUnavailable(str(error))
-            return [(job.future, None, failure) for job in batch]
+            return None, failure
         if self._failing:
             log.info("message store available again")
         self._failing = False
-        return results
+        return value, None
 
-    async def _write(self, run: Callable[[sqlite3.Connection], T], batchable: bool = False) -> T:
+    async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
         if self._writer is None or not self._writer.is_alive():
             raise StoreUnavailable("store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put(_Job(run, future, batchable))
+        self._jobs.put(_Job(run, future))
         return await future
 
     async def _read(self, run: Callable[[sqlite3.Connection], T]) -> T:
@@ -195,31 +227,12 @@ class SqliteStore:
     async def append(
         self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None = None
     ) -> Appended:
+        if self._writer is None or not self._writer.is_alive():
+            raise StoreUnavailable("store is not open")
+        future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         key = retry.key() if retry is not None else None
-
-        def run(connection: sqlite3.Connection) -> Appended:
-            if retry is not None:
-                first = connection.execute(
-                    "SELECT id, sender, content, ts_ms FROM messages"
-                    " WHERE room = ? AND sender = ? AND retry_key = ? AND ts_ms > ?"
-                    " ORDER BY id DESC LIMIT 1",
-                    (room, retry.sender, key, timestamp_ms - DEDUPE_WINDOW_MS),
-                ).fetchone()
-                if first is not None:
-                    return Appended(ChatMessage(first[0], room, *first[1:]), duplicate=True)
-            (message_id,) = connection.execute(
-                "INSERT INTO rooms (name, last_id) VALUES (?, 1)"
-                " ON CONFLICT (name) DO UPDATE SET last_id = last_id + 1 RETURNING last_id",
-                (room,),
-            ).fetchone()
-            connection.execute(
-                "INSERT INTO messages (room, id, sender, content, ts_ms, retry_key)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (room, message_id, sender, content, timestamp_ms, key),
-            )
-            return Appended(ChatMessage(message_id, room, sender, content, timestamp_ms))
-
-        return await self._write(run, batchable=True)
+        self._jobs.put(_Append(room, sender, content, timestamp_ms, key, future))
+        return await future
 
     async def history(self, room: str, before: int | None, limit: int) -> Page:
         def run(connection: sqlite3.Connection) -> Page:
@@ -320,6 +333,86 @@ class SqliteStore:
             await asyncio.to_thread(readers.shutdown)
             for connection in self._reader_connections:
                 connection.close()
+
+
+def _store_appends(connection: sqlite3.Connection, batch: list[_Append]) -> list[Appended]:
+    """Store a batch with a few set-wise statements: ids from each room's counter, retries
+    (earlier in the database or in this batch) answered with the first message."""
+    firsts = _recent_retries(connection, batch)
+    rooms = list({append.room for append in batch})
+    last_ids: dict[str, int] = dict(
+        connection.execute(
+            f"SELECT name, last_id FROM rooms WHERE name IN ({_marks(len(rooms))})", rooms
+        ).fetchall()
+    )
+    results: list[Appended] = []
+    rows: list[tuple[str, int, str, str, int, str | None]] = []
+    for append in batch:
+        retry = (append.room, append.sender, append.key)
+        first = firsts.get(retry) if append.key is not None else None
+        if first is not None and append.timestamp_ms - first.timestamp_ms < DEDUPE_WINDOW_MS:
+            results.append(Appended(first, duplicate=True))
+            continue
+        message_id = last_ids[append.room] = last_ids.get(append.room, 0) + 1
+        message = ChatMessage(
+            message_id, append.room, append.sender, append.content, append.timestamp_ms
+        )
+        rows.append(
+            (
+                append.room,
+                message_id,
+                append.sender,
+                append.content,
+                append.timestamp_ms,
+                append.key,
+            )
+        )
+        if append.key is not None:
+            firsts[retry] = message
+        results.append(Appended(message))
+    connection.executemany(
+        "INSERT INTO messages (room, id, sender, content, ts_ms, retry_key)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    connection.executemany(
+        "INSERT INTO rooms (name, last_id) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id",
+        [(room, last_ids[room]) for room in rooms if room in last_ids],
+    )
+    return results
+
+
+RETRY_LOOKUP_CHUNK = 300
+"""Keys per lookup statement (three variables each, well under SQLite's limit)."""
+
+
+def _recent_retries(
+    connection: sqlite3.Connection, batch: list[_Append]
+) -> dict[tuple[str, str, str | None], ChatMessage]:
+    """The newest stored message of each retry key in the batch, from the last window."""
+    keys = list({(a.room, a.sender, a.key) for a in batch if a.key is not None})
+    since = min(a.timestamp_ms for a in batch) - DEDUPE_WINDOW_MS
+    found: dict[tuple[str, str, str | None], ChatMessage] = {}
+    for start in range(0, len(keys), RETRY_LOOKUP_CHUNK):
+        chunk = keys[start : start + RETRY_LOOKUP_CHUNK]
+        rows = connection.execute(
+            "WITH wanted (room, sender, retry_key) AS"
+            f" (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))})"
+            " SELECT m.room, m.sender, m.retry_key, m.id, m.content, m.ts_ms"
+            " FROM wanted JOIN messages AS m INDEXED BY messages_retry"
+            " ON m.room = wanted.room AND m.sender = wanted.sender"
+            " AND m.retry_key = wanted.retry_key"
+            " WHERE m.ts_ms > ? ORDER BY m.id",
+            [*(value for key in chunk for value in key), since],
+        ).fetchall()
+        for room, sender, key, message_id, content, timestamp in rows:
+            found[(room, sender, key)] = ChatMessage(message_id, room, sender, content, timestamp)
+    return found
+
+
+def _marks(count: int) -> str:
+    return ", ".join(["?"] * count)
 
 
 def _messages(room: str, rows: list[Any]) -> tuple[ChatMessage, ...]:
