@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from playwright.async_api import (
 )
 
 from hubbub.client import ChatClient
+from tests.conftest import free_port
 
 BROWSER = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -51,13 +51,6 @@ PHONE: ViewportSize = {"width": 390, "height": 844}
 SERVER_START_TIMEOUT = 15.0
 
 expect.set_options(timeout=5_000)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def unique_room(prefix: str) -> str:
