@@ -5,8 +5,8 @@ handler) and one writer. Fan-out only appends an already-encoded `Frame`,
 without awaiting, so a broadcast costs no task and no await per member.
 
 Without compression the writer is not even a task: frames queued during a
-loop turn go out in one `transport.write` at the end of the turn, one
-system call for many frames. With permessage-deflate each frame must pass
+loop turn go out in one `transport.write` at the end of the turn (see
+`Flusher`), one system call for many frames. With permessage-deflate each frame must pass
 through the connection's own compressor, so a writer task sends them one by
 one through aiohttp.
 
@@ -32,6 +32,7 @@ from aiohttp.abc import AbstractStreamWriter
 from hubbub.core.session import Session
 from hubbub.protocol.codecs import Codec
 from hubbub.protocol.events import ServerEvent
+from hubbub.server.flusher import Flusher
 from hubbub.server.frames import Frame, frame_of
 
 log = logging.getLogger("hubbub.connection")
@@ -54,6 +55,7 @@ class Connection:
         connection_id: str,
         ip: str,
         max_buffer: int,
+        flusher: Flusher,
     ) -> None:
         self.ws = ws
         self._stream = stream
@@ -70,6 +72,7 @@ class Connection:
         self._held: list[Frame] | None = None
         self._queued_bytes = 0
         """Bytes in the queue and the held list."""
+        self._flusher = flusher
         self._flush_scheduled = False
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
@@ -112,9 +115,9 @@ class Connection:
             self._wakeup.set()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            self._flusher.mark(self)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """Write every queued frame in one system call (uncompressed connections)."""
         self._flush_scheduled = False
         if not self._queue:
@@ -153,7 +156,7 @@ class Connection:
     async def drained(self) -> None:
         """Wait until what was queued has been handed to the socket, and the socket drained."""
         if not self._compressed:
-            self._flush()
+            self.flush()
         while self._queue and self._close_request is None:
             self._drained.clear()
             await self._drained.wait()
@@ -181,7 +184,7 @@ class Connection:
         if self._compressed:
             self._wakeup.set()
         else:
-            self._flush()
+            self.flush()
             self._writer = asyncio.create_task(self._send_close())
 
     def buffered(self) -> int:

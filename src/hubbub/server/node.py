@@ -39,6 +39,7 @@ from hubbub.protocol.events import (
 )
 from hubbub.protocol.validation import parse_command
 from hubbub.server.connection import Connection
+from hubbub.server.flusher import Flusher
 from hubbub.server.frames import Frame, frame_of
 from hubbub.server.stats import Metrics, RateMeter
 from hubbub.store.base import MessageStore, Retention, Retry, StoreUnavailable
@@ -70,6 +71,7 @@ class Node:
         self.id = secrets.token_hex(4)
         self.hub: Hub[Connection] = Hub()
         self.connections: set[Connection] = set()
+        self.flusher = Flusher()
         self.metrics = Metrics()
         self.metrics.rooms.set_function(self.hub.room_count)
         self.message_rate = RateMeter()

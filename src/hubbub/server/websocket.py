@@ -97,6 +97,7 @@ async def _serve(request: web.Request, ip: str, identity: Identity | None) -> we
         secrets.token_hex(8),
         ip,
         settings.max_outbound_buffer,
+        node.flusher,
     )
     opened = node.now()
     log.info(

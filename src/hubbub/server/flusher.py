@@ -1,0 +1,29 @@
+"""One callback per loop turn writes out every connection that has frames queued.
+
+A broadcast to n members marks n connections; scheduling a callback for each
+would cost n event-loop handles per message. Instead the first mark of a turn
+schedules one flush, which walks the marked connections in order.
+"""
+
+import asyncio
+from typing import Protocol
+
+
+class Flushable(Protocol):
+    def flush(self) -> None: ...
+
+
+class Flusher:
+    def __init__(self) -> None:
+        self._marked: list[Flushable] = []
+
+    def mark(self, connection: Flushable) -> None:
+        """`connection` has frames to write: flush it at the end of this loop turn."""
+        if not self._marked:
+            asyncio.get_running_loop().call_soon(self._flush_all)
+        self._marked.append(connection)
+
+    def _flush_all(self) -> None:
+        marked, self._marked = self._marked, []
+        for connection in marked:
+            connection.flush()
