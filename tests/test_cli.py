@@ -4,10 +4,14 @@ import asyncio
 import os
 import re
 import signal
+import ssl
 import subprocess
 from dataclasses import fields
+from pathlib import Path
 
+import aiohttp
 import pytest
+import trustme
 
 from hubbub.client import ChatClient, ConnectionClosed
 from hubbub.config import Settings
@@ -120,3 +124,24 @@ async def test_open_server_says_so_when_it_starts(spawn_server: SpawnServer) -> 
     async with asyncio.timeout(10):
         await server.process.wait()
     assert "authentication: none, the server is open" in server.first_line
+
+
+async def test_tls_works_under_the_cli_event_loop(
+    spawn_server: SpawnServer, tmp_path: Path
+) -> None:
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.private_key_pem.write_to_path(str(keyfile))
+    certfile.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    server = await spawn_server(
+        "--store", "memory", "--certfile", str(certfile), "--keyfile", str(keyfile)
+    )
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+    url = f"https://127.0.0.1:{server.port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/healthz", ssl=trusting) as response:
+            assert response.status == 200
+        async with http.ws_connect(f"wss://127.0.0.1:{server.port}/ws", ssl=trusting) as ws:
+            assert (await ws.receive_json())["type"] == "welcome"

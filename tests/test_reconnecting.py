@@ -1,9 +1,11 @@
 """The reconnecting client over real sockets: drops, restarts, retries; no gap, no duplicate."""
 
 import asyncio
+import time
 from pathlib import Path
 
 from hubbub.client import ChatClient
+from hubbub.core.auth import issue_token
 from hubbub.reconnecting import Backoff, ReconnectingClient
 from tests.conftest import StartServer
 from tests.netproxy import CuttableProxy
@@ -92,3 +94,16 @@ async def test_server_restart_is_survived_with_every_message_once(
         after = await erin.say("r", "after restart")
         ids = await collect_messages(erin, "r", after)
         assert ids == [before, *during, after]
+
+
+async def test_works_with_a_token_in_the_url(start_server: StartServer) -> None:
+    secret = "r" * 40
+    server = await start_server(auth_secret=secret)
+    token = issue_token(secret, "frank", ["r"], int(time.time()) + 600)
+    async with ReconnectingClient(f"{server.ws_url}?token={token}", "ignored") as frank:
+        await frank.join("r")
+        message_id = await frank.say("r", "authenticated")
+        event = await frank.receive()
+        while event["type"] != "message":
+            event = await frank.receive()
+        assert event == {**event, "id": message_id, "from": "frank"}

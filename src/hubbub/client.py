@@ -14,6 +14,7 @@ backlog for later; `request` sends an event with a fresh `ref` and takes its
 import asyncio
 import contextlib
 import itertools
+import secrets
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -54,6 +55,8 @@ class ChatClient:
         self._closed = False
         self._close_code: int | None = None
         self._refs = itertools.count(1)
+        self._ref_prefix = secrets.token_hex(6)
+        """Refs differ between runs: the server deduplicates a user's refs for 5 minutes."""
         self.received: list[Event] = []
         self.welcome: Event = {}
         self._reader = asyncio.create_task(self._read())
@@ -147,7 +150,7 @@ class ChatClient:
 
     async def request(self, event: Mapping[str, Any], timeout: float = 5.0) -> Event:
         """Send `event` with a fresh `ref`; return its `ack`, or raise `ServerError`."""
-        ref = f"r{next(self._refs)}"
+        ref = f"{self._ref_prefix}-{next(self._refs)}"
         await self.send({**event, "ref": ref})
         reply = await self._take(
             lambda event: event.get("ref") == ref and event.get("type") in ("ack", "error"),

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+from yarl import URL
 
 from hubbub.client import ServerError
 from hubbub.protocol.codecs import JSON, MSGPACK, Codec
@@ -221,9 +222,13 @@ class ReconnectingClient:
     async def _latest_id(self, room: str) -> int:
         """The room's newest id, so that a first join replays from there: no gap, no backlog."""
         assert self._http is not None
-        base = self.url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
-        base = base.removesuffix("/ws").split("?", 1)[0]
-        async with self._http.get(f"{base}/rooms/{room}/messages?limit=1") as response:
+        ws_url = URL(self.url)
+        scheme = "https" if ws_url.scheme == "wss" else "http"
+        path = ws_url.path.removesuffix("/ws") + f"/rooms/{room}/messages"
+        url = ws_url.with_scheme(scheme).with_path(path).with_query({"limit": "1"})
+        token = ws_url.query.get("token")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self._http.get(url, headers=headers) as response:
             response.raise_for_status()
             page = await response.json()
         return max((int(m["id"]) for m in page["messages"]), default=0)

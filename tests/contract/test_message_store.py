@@ -166,3 +166,12 @@ async def test_concurrent_appends_get_distinct_gapless_ids(store: MessageStore) 
 
 async def test_healthy_when_usable(store: MessageStore) -> None:
     assert await store.healthy()
+
+
+async def test_retry_is_recognised_after_retention_removed_the_first(store: MessageStore) -> None:
+    first = await store.append("r", "ann", "hello", T0, Retry("ann", "m1"))
+    await fill(store, "r", 3, start_ms=T0 + 1)
+    await store.prune(Retention(max_per_room=1, max_age_ms=10**12), T0 + 10)
+    again = await store.append("r", "ann", "hello", T0 + 20, Retry("ann", "m1"))
+    assert again.duplicate
+    assert again.message.id == first.message.id

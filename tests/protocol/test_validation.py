@@ -79,6 +79,8 @@ def test_content_is_trimmed() -> None:
         ({"type": "join", "room": "no spaces"}, ErrorCode.INVALID_FIELD),
         ({"type": "join", "room": "ok", "since": -1}, ErrorCode.INVALID_FIELD),
         ({"type": "join", "room": "ok", "since": True}, ErrorCode.INVALID_FIELD),
+        ({"type": "join", "room": "ok", "since": 2**63}, ErrorCode.INVALID_FIELD),
+        ({"type": "history", "room": "ok", "before": 2**63}, ErrorCode.INVALID_FIELD),
         ({"type": "message"}, ErrorCode.INVALID_FIELD),
         ({"type": "message", "content": "   "}, ErrorCode.INVALID_FIELD),
         ({"type": "message", "content": "x" * 4001}, ErrorCode.INVALID_FIELD),

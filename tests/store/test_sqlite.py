@@ -56,7 +56,7 @@ async def test_messages_and_ids_survive_reopening(tmp_path: Path) -> None:
 
 async def test_schema_is_versioned_and_in_wal_mode(store: SqliteStore) -> None:
     with sqlite3.connect(store.path) as connection:
-        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (2,)
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (3,)
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -67,7 +67,7 @@ async def test_reopening_does_not_migrate_twice(tmp_path: Path) -> None:
         await store.open()
         await store.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT count(*) FROM schema_version").fetchone() == (2,)
+        assert connection.execute("SELECT count(*) FROM schema_version").fetchone() == (3,)
 
 
 async def test_locked_database_is_unavailable_then_recovers(

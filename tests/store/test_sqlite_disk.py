@@ -74,3 +74,16 @@ async def test_full_disk_is_unavailable_then_recovers(store: SqliteStore, small_
     after = (await store.append("r", "ann", "after", T0 + 5000)).message
     assert after.id == history[-1].id + 1
     assert history[0].id == kept
+
+
+async def test_a_full_disk_is_unhealthy_before_any_message_fails(
+    store: SqliteStore, small_disk: Path
+) -> None:
+    assert await store.healthy()
+    fill_up(small_disk / "filler")
+    big = "y" * 4000
+    for n in range(200):
+        if not await store.healthy():
+            break
+        await store.append("r", "ann", f"{big}{n}", T0 + n)
+    assert not await store.healthy()

@@ -19,6 +19,8 @@ MAX_CONTENT = 4000
 MAX_REF = 64
 MAX_HISTORY_LIMIT = 100
 DEFAULT_HISTORY_LIMIT = 50
+MAX_ID = 2**63 - 1
+"""Ids are signed 64-bit integers in every store."""
 
 
 def _invalid(message: str) -> Refusal:
@@ -83,8 +85,8 @@ def _optional_id(event: Mapping[str, Any], field: str) -> int | None:
     value = event.get(field)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _invalid(f"{field} must be a non-negative integer message id")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        raise _invalid(f"{field} must be a message id, 0 to 2^63-1")
     return value
 
 

@@ -8,7 +8,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hubbub.core.auth import InvalidToken, verify_token
 from hubbub.protocol.errors import ErrorCode, Refusal
-from hubbub.protocol.validation import DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, valid_room
+from hubbub.protocol.validation import (
+    DEFAULT_HISTORY_LIMIT,
+    MAX_HISTORY_LIMIT,
+    MAX_ID,
+    valid_room,
+)
 from hubbub.server.keys import NODE
 from hubbub.store.base import StoreUnavailable
 
@@ -31,7 +36,7 @@ async def rooms(request: web.Request) -> web.Response:
 async def room_messages(request: web.Request) -> web.Response:
     try:
         room = valid_room(request.match_info["name"])
-        before = _int_query(request, "before", None, 0, None)
+        before = _int_query(request, "before", None, 0, MAX_ID)
         limit = _int_query(request, "limit", DEFAULT_HISTORY_LIMIT, 1, MAX_HISTORY_LIMIT)
         assert limit is not None
     except Refusal as refusal:

@@ -8,7 +8,6 @@ Here each new connection must have sent a complete first request (for
 
 import asyncio
 import ssl
-import weakref
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -20,14 +19,15 @@ class Listener:
     def __init__(self, runner: web.AppRunner, handshake_timeout: float) -> None:
         self._runner = runner
         self._timeout = handshake_timeout
-        self._requested: weakref.WeakSet[asyncio.BaseTransport] = weakref.WeakSet()
+        self._deadlines: dict[asyncio.BaseProtocol, asyncio.TimerHandle] = {}
         self._server: asyncio.Server | None = None
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """Notes that the connection completed a request: its deadline no longer applies."""
-        if request.transport is not None:
-            self._requested.add(request.transport)
+        """The connection completed a request: its deadline no longer applies."""
+        deadline = self._deadlines.pop(request.protocol, None)
+        if deadline is not None:
+            deadline.cancel()
         return await handler(request)
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> int:
@@ -53,14 +53,12 @@ class Listener:
         server = self._runner.server
         assert server is not None, "the runner is set up before listening"
         handler = server()
-        asyncio.get_running_loop().call_later(self._timeout, self._expire, handler)
+        loop = asyncio.get_running_loop()
+        self._deadlines[handler] = loop.call_later(self._timeout, self._expire, handler)
         return handler
 
     def _expire(self, handler: asyncio.BaseProtocol) -> None:
+        del self._deadlines[handler]
         transport = getattr(handler, "transport", None)
-        if (
-            transport is not None
-            and not transport.is_closing()
-            and transport not in self._requested
-        ):
+        if transport is not None and not transport.is_closing():
             transport.abort()

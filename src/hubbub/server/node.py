@@ -217,17 +217,22 @@ class Node:
                 connection.send(Ack(action.ref))
             return
         connection.hold()
+        last = action.since
         try:
             replayed, truncated, last = await self._replay(connection, room, action.since)
         except StoreUnavailable:
-            connection.release(room, action.since)
+            # Not accepted: the connection leaves again, and may rejoin with the same since.
+            connection.session.forget_room(room)
+            self._exit(connection, room)
             self._send_error(
                 connection, ErrorCode.UNAVAILABLE, "history unavailable; rejoin later", action.ref
             )
             return
-        if action.ref is not None:
-            connection.deliver(Ack(action.ref, replayed=replayed, truncated=truncated))
-        connection.release(room, last)
+        else:
+            if action.ref is not None:
+                connection.deliver(Ack(action.ref, replayed=replayed, truncated=truncated))
+        finally:
+            connection.release(room, last)
 
     async def _replay(self, connection: Connection, room: str, since: int) -> tuple[int, bool, int]:
         """Deliver every stored message after `since`, page by page, ahead of live frames.

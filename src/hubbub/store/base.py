@@ -44,7 +44,7 @@ class Retry:
 class Appended:
     message: ChatMessage
     duplicate: bool = False
-    """True when this was a retry: nothing was stored, `message` is the first one."""
+    """True when this was a retry: nothing was stored, and `message.id` is the first one's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,7 @@ class MessageStore(Protocol):
         ...
 
     async def healthy(self) -> bool:
-        """True when the store can take writes now."""
+        """True when the store can take writes now (a durable store really writes to tell)."""
         ...
 
     async def close(self) -> None: ...

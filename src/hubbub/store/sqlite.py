@@ -287,6 +287,11 @@ class SqliteStore:
 
         while (count := await self._write(by_age)) > 0:
             removed += count
+
+        def old_retries(connection: sqlite3.Connection) -> None:
+            connection.execute("DELETE FROM retries WHERE ts_ms < ?", (now_ms - DEDUPE_WINDOW_MS,))
+
+        await self._write(old_retries)
         rooms = await self._read(
             lambda connection: connection.execute("SELECT name, last_id FROM rooms").fetchall()
         )
@@ -308,9 +313,6 @@ class SqliteStore:
         return removed
 
     async def healthy(self) -> bool:
-        if not self._failing:
-            return self._writer is not None and self._writer.is_alive()
-
         def probe(connection: sqlite3.Connection) -> None:
             connection.execute(
                 "INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)", (time.time_ns() // 1000,)
@@ -337,7 +339,7 @@ class SqliteStore:
 
 def _store_appends(connection: sqlite3.Connection, batch: list[_Append]) -> list[Appended]:
     """Store a batch with a few set-wise statements: ids from each room's counter, retries
-    (earlier in the database or in this batch) answered with the first message."""
+    (earlier in the database or in this batch) answered with the first message's id."""
     firsts = _recent_retries(connection, batch)
     rooms = list({append.room for append in batch})
     last_ids: dict[str, int] = dict(
@@ -346,32 +348,26 @@ def _store_appends(connection: sqlite3.Connection, batch: list[_Append]) -> list
         ).fetchall()
     )
     results: list[Appended] = []
-    rows: list[tuple[str, int, str, str, int, str | None]] = []
+    rows: list[tuple[str, str, int, str, int, str | None]] = []
+    retries: list[tuple[str, str, str, int, int]] = []
     for append in batch:
-        retry = (append.room, append.sender, append.key)
+        retry = (append.room, append.sender, append.key or "")
         first = firsts.get(retry) if append.key is not None else None
-        if first is not None and append.timestamp_ms - first.timestamp_ms < DEDUPE_WINDOW_MS:
-            results.append(Appended(first, duplicate=True))
+        if first is not None and append.timestamp_ms - first[1] < DEDUPE_WINDOW_MS:
+            message = ChatMessage(first[0], append.room, append.sender, append.content, first[1])
+            results.append(Appended(message, duplicate=True))
             continue
         message_id = last_ids[append.room] = last_ids.get(append.room, 0) + 1
         message = ChatMessage(
             message_id, append.room, append.sender, append.content, append.timestamp_ms
         )
-        rows.append(
-            (
-                append.room,
-                message_id,
-                append.sender,
-                append.content,
-                append.timestamp_ms,
-                append.key,
-            )
-        )
+        rows.append((*retry[:2], message_id, append.content, append.timestamp_ms, append.key))
         if append.key is not None:
-            firsts[retry] = message
+            firsts[retry] = (message_id, append.timestamp_ms)
+            retries.append((*retry, message_id, append.timestamp_ms))
         results.append(Appended(message))
     connection.executemany(
-        "INSERT INTO messages (room, id, sender, content, ts_ms, retry_key)"
+        "INSERT INTO messages (room, sender, id, content, ts_ms, retry_key)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         rows,
     )
@@ -379,6 +375,11 @@ def _store_appends(connection: sqlite3.Connection, batch: list[_Append]) -> list
         "INSERT INTO rooms (name, last_id) VALUES (?, ?)"
         " ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id",
         [(room, last_ids[room]) for room in rooms if room in last_ids],
+    )
+    connection.executemany(
+        "INSERT OR REPLACE INTO retries (room, sender, retry_key, id, ts_ms)"
+        " VALUES (?, ?, ?, ?, ?)",
+        retries,
     )
     return results
 
@@ -389,25 +390,23 @@ RETRY_LOOKUP_CHUNK = 300
 
 def _recent_retries(
     connection: sqlite3.Connection, batch: list[_Append]
-) -> dict[tuple[str, str, str | None], ChatMessage]:
-    """The newest stored message of each retry key in the batch, from the last window."""
+) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """The (id, timestamp) of each retry key in the batch seen within the window."""
     keys = list({(a.room, a.sender, a.key) for a in batch if a.key is not None})
     since = min(a.timestamp_ms for a in batch) - DEDUPE_WINDOW_MS
-    found: dict[tuple[str, str, str | None], ChatMessage] = {}
+    found: dict[tuple[str, str, str], tuple[int, int]] = {}
     for start in range(0, len(keys), RETRY_LOOKUP_CHUNK):
         chunk = keys[start : start + RETRY_LOOKUP_CHUNK]
         rows = connection.execute(
             "WITH wanted (room, sender, retry_key) AS"
             f" (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))})"
-            " SELECT m.room, m.sender, m.retry_key, m.id, m.content, m.ts_ms"
-            " FROM wanted JOIN messages AS m INDEXED BY messages_retry"
-            " ON m.room = wanted.room AND m.sender = wanted.sender"
-            " AND m.retry_key = wanted.retry_key"
-            " WHERE m.ts_ms > ? ORDER BY m.id",
+            " SELECT r.room, r.sender, r.retry_key, r.id, r.ts_ms"
+            " FROM wanted JOIN retries AS r USING (room, sender, retry_key)"
+            " WHERE r.ts_ms > ?",
             [*(value for key in chunk for value in key), since],
         ).fetchall()
-        for room, sender, key, message_id, content, timestamp in rows:
-            found[(room, sender, key)] = ChatMessage(message_id, room, sender, content, timestamp)
+        for room, sender, key, message_id, timestamp in rows:
+            found[(room, sender, key)] = (message_id, timestamp)
     return found
 
 
