@@ -30,6 +30,10 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench $(ARGS)
+	$(BIN)/python -m bench.store_throughput
+
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak --spawn $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist data

@@ -32,7 +32,10 @@ def parse_ref(value: object) -> Ref | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise _invalid("ref must be a string or an integer")
-    if len(str(value)) > MAX_REF:
+    too_long = (
+        len(value) > MAX_REF if isinstance(value, str) else not -(10**63) < value < 10**MAX_REF
+    )
+    if too_long:
         raise _invalid(f"ref must be at most {MAX_REF} characters")
     return value
 
