@@ -33,11 +33,12 @@ from hubbub.core.session import Session
 from hubbub.protocol.codecs import Codec
 from hubbub.protocol.events import ServerEvent
 from hubbub.server.flusher import Flusher
-from hubbub.server.frames import Frame, frame_of
+from hubbub.server.frames import PING, Frame, frame_of
 
 log = logging.getLogger("hubbub.connection")
 
 GOING_AWAY = 1001
+ABNORMAL_CLOSURE = 1006
 MESSAGE_TOO_BIG = 1009
 SLOW_CONSUMER = 1013
 CLOSE_GRACE_SECONDS = 5.0
@@ -65,11 +66,12 @@ class Connection:
         self.id = connection_id
         self.ip = ip
         self._compressed = bool(ws.compress)
-        self._opcode = WSMsgType.BINARY if codec.binary else WSMsgType.TEXT
         self._max_buffer = max_buffer
         self._queue: deque[Frame] = deque()
         """Frames not yet handed to the transport."""
         self._held: list[Frame] | None = None
+        self._floors: dict[str, int] = {}
+        """Per room, the last id a replay delivered (see `release`)."""
         self._queued_bytes = 0
         """Bytes in the queue and the held list."""
         self._flusher = flusher
@@ -93,6 +95,9 @@ class Connection:
 
     def _add(self, frame: Frame, hold: bool) -> None:
         if self._close_request is not None:
+            return
+        live = hold
+        if live and self._floors and frame.message is not None and self._below_floor(frame.message):
             return
         size = len(frame.payload)
         buffered = self.buffered() + size
@@ -128,18 +133,34 @@ class Connection:
         if not self._transport.is_closing():
             self._transport.write(b"".join([frame.wire for frame in frames]))
 
+    def ping(self) -> None:
+        """Queue a WebSocket ping, ahead of frames held back by a replay."""
+        self._add(PING, hold=False)
+
+    def drop(self, reason: str) -> None:
+        """Cut the connection without a close handshake (the peer is gone: 1006)."""
+        if self._close_request is None:
+            self._close_request = (ABNORMAL_CLOSURE, reason)
+        self._transport.abort()
+
     # --- replay ----------------------------------------------------------------------
 
-    def hold(self) -> None:
-        """From now on, keep new frames back until `release`."""
+    def hold(self, room: str) -> None:
+        """From now on, keep new frames back until `release` (a replay of `room` begins)."""
         self._held = []
+        self._floors.pop(room, None)
 
     def deliver(self, event: ServerEvent) -> None:
         """Queue a frame ahead of the held ones (the replay)."""
         self._add(frame_of(event, self.codec), hold=False)
 
     def release(self, room: str, replayed_up_to: int) -> None:
-        """Queue the held frames, less the messages of `room` the replay already delivered."""
+        """Queue the held frames, less the messages of `room` the replay already delivered.
+
+        A message the replay read may still be on its way to the broadcast (committed,
+        not yet sent), so the room keeps a floor: live messages at or below it are
+        dropped until the first one above it shows they have all gone by."""
+        self._floors[room] = replayed_up_to
         held, self._held = self._held or [], None
         for frame in held:
             message = frame.message
@@ -149,6 +170,16 @@ class Connection:
             self._queue.append(frame)
         if self._queue:
             self._kick()
+
+    def _below_floor(self, message: tuple[str, int]) -> bool:
+        room, message_id = message
+        floor = self._floors.get(room)
+        if floor is None:
+            return False
+        if message_id <= floor:
+            return True
+        del self._floors[room]
+        return False
 
     def half_full(self) -> bool:
         return self.buffered() > self._max_buffer // 2
@@ -251,7 +282,7 @@ class Connection:
                     continue
                 frame = self._queue.popleft()
                 self._queued_bytes -= len(frame.payload)
-                await ws.send_frame(frame.payload, self._opcode)
+                await ws.send_frame(frame.payload, WSMsgType(frame.opcode))
         except ConnectionError:
             return
         await self._send_close()

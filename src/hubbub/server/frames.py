@@ -13,7 +13,7 @@ from hubbub.protocol.events import SHEDDABLE, ChatMessage, ServerEvent
 
 
 class Frame:
-    __slots__ = ("_wire", "binary", "message", "payload", "sheddable")
+    __slots__ = ("_wire", "message", "opcode", "payload", "sheddable")
 
     def __init__(
         self,
@@ -21,9 +21,10 @@ class Frame:
         binary: bool,
         sheddable: bool = False,
         message: tuple[str, int] | None = None,
+        opcode: Opcode | None = None,
     ) -> None:
         self.payload = payload
-        self.binary = binary
+        self.opcode = opcode if opcode is not None else Opcode.BINARY if binary else Opcode.TEXT
         self.sheddable = sheddable
         self.message = message
         """(room, id) when the event is a chat message."""
@@ -33,9 +34,11 @@ class Frame:
     def wire(self) -> bytes:
         """The whole uncompressed WebSocket frame, as a server sends it (unmasked)."""
         if self._wire is None:
-            opcode = Opcode.BINARY if self.binary else Opcode.TEXT
-            self._wire = WireFrame(opcode, self.payload).serialize(mask=False)
+            self._wire = WireFrame(self.opcode, self.payload).serialize(mask=False)
         return self._wire
+
+
+PING = Frame(b"", binary=True, opcode=Opcode.PING)
 
 
 def frame_of(event: ServerEvent, codec: Codec) -> Frame:

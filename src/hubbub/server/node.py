@@ -22,6 +22,7 @@ from hubbub.core.actions import (
     Publish,
     Reply,
 )
+from hubbub.core.heartbeat import HeartbeatWheel, Verdict
 from hubbub.core.hub import Hub
 from hubbub.core.presence import PresenceThrottle
 from hubbub.protocol.codecs import Codec
@@ -71,6 +72,7 @@ class Node:
         self.id = secrets.token_hex(4)
         self.hub: Hub[Connection] = Hub()
         self.connections: set[Connection] = set()
+        self.heartbeat: HeartbeatWheel[Connection] = HeartbeatWheel(settings.heartbeat)
         self.flusher = Flusher()
         self.metrics = Metrics()
         self.metrics.rooms.set_function(self.hub.room_count)
@@ -84,6 +86,7 @@ class Node:
             settings.history_max_per_room, int(settings.history_max_age * 1000)
         )
         self._pruner: asyncio.Task[None] | None = None
+        self._beater: asyncio.Task[None] | None = None
 
     def now(self) -> float:
         return self._clock()
@@ -93,13 +96,25 @@ class Node:
         await self.store.open()
         await self._prune()
         self._pruner = asyncio.create_task(self._prune_forever())
+        self._beater = asyncio.create_task(self._beat_forever())
 
     async def stop(self) -> None:
-        if self._pruner is not None:
-            self._pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
+        for task in (self._pruner, self._beater):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.store.close()
+
+    async def _beat_forever(self) -> None:
+        """Ping silent connections, spread over the interval; cut those that never answer."""
+        while True:
+            await asyncio.sleep(self.heartbeat.tick)
+            for connection, verdict in self.heartbeat.visit(self.now()):
+                if verdict is Verdict.PING:
+                    connection.ping()
+                else:
+                    connection.drop("heartbeat unanswered")
 
     async def _prune_forever(self) -> None:
         while True:
@@ -118,6 +133,7 @@ class Node:
 
     def open(self, connection: Connection) -> None:
         self.connections.add(connection)
+        self.heartbeat.add(connection, self.now())
         connection.on_give_up = self.disconnect
         self.metrics.connections.inc()
         self.metrics.connections_opened.inc()
@@ -128,6 +144,7 @@ class Node:
         if connection not in self.connections:
             return
         self.connections.discard(connection)
+        self.heartbeat.remove(connection)
         self.metrics.connections.dec()
         for room in connection.session.rooms:
             self._exit(connection, room)
@@ -216,7 +233,7 @@ class Node:
             if action.ref is not None:
                 connection.send(Ack(action.ref))
             return
-        connection.hold()
+        connection.hold(room)
         last = action.since
         try:
             replayed, truncated, last = await self._replay(connection, room, action.since)

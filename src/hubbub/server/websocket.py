@@ -73,7 +73,7 @@ async def _serve(request: web.Request, ip: str, identity: Identity | None) -> we
     limit = settings.max_message_size
     ws = web.WebSocketResponse(
         protocols=(chosen,) if chosen else (),
-        heartbeat=settings.heartbeat,
+        autoping=False,
         # aiohttp refuses a message of exactly its limit; ours is the largest allowed size.
         max_msg_size=limit + 1,
         compress=settings.compression,
@@ -111,7 +111,10 @@ async def _serve(request: web.Request, ip: str, identity: Identity | None) -> we
     node.open(connection)
     try:
         async for message in ws:
-            if message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
+            node.heartbeat.seen(connection, node.now())
+            if message.type is WSMsgType.PING:
+                await ws.pong(message.data)
+            elif message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
                 if _too_big(message.data, limit):
                     connection.close(MESSAGE_TOO_BIG, "message too big")
                     break
