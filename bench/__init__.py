@@ -1,0 +1,1 @@
+"""Hubbub's benchmark: `python -m bench` (see bench/README.md)."""

@@ -1,0 +1,128 @@
+"""`python -m bench`: run Hubbub's benchmark against its peers and report ratios to Go.
+
+Examples:
+    python -m bench                          # everything, full sizes, 3 repeats
+    python -m bench --quick                  # small sizes, 1 repeat: a smoke run
+    python -m bench -s s1 -s j --servers go,hubbub --repeats 5
+    python -m bench --from-json bench/results/bench-DATE-TIME.json   # reprint, redraw
+"""
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from bench import charts, machine, report, runner
+from bench.pinning import split_cores
+from bench.plan import FULL, QUICK, SCENARIOS, Plan
+from bench.servers import SERVERS
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_RESULTS = BENCH_DIR / "results"
+DEFAULT_CHARTS = BENCH_DIR.parent / "docs"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__.splitlines()[0] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]) if __doc__ else None,
+    )
+    parser.add_argument(
+        "-s",
+        "--scenario",
+        action="append",
+        choices=SCENARIOS,
+        help="scenario to run (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help=f"comma-separated servers to test (default: {','.join(SERVERS)})",
+    )
+    parser.add_argument("--repeats", type=int, help="repeats per scenario (default 3, quick 1)")
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="load-generator processes (default 2)"
+    )
+    parser.add_argument(
+        "--client",
+        choices=("auto", "picows", "aiohttp"),
+        default="auto",
+        help="client library of the load generator (default: picows when installed)",
+    )
+    parser.add_argument(
+        "--server-cores",
+        type=int,
+        default=0,
+        help="cores for the server under test (default: half of the usable cores)",
+    )
+    parser.add_argument(
+        "--hubbub-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `hubbub serve` (repeatable)",
+    )
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument(
+        "--charts-dir", type=Path, default=DEFAULT_CHARTS, help="where the PNG charts go"
+    )
+    parser.add_argument("--no-charts", action="store_true")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="RESULTS",
+        help="run nothing: print the table and draw the charts of a saved results file",
+    )
+    return parser.parse_args(argv)  # fmt: skip
+
+
+def report_saved(path: Path, charts_dir: Path | None) -> int:
+    data = json.loads(path.read_text())
+    if charts_dir is not None:
+        for chart in charts.write_charts(data["runs"], data["summary"], charts_dir):
+            runner.log(f"chart: {chart}")
+    print(report.markdown_report(data, machine.one_line(data["machine"])))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.from_json:
+        return report_saved(args.from_json, None if args.no_charts else args.charts_dir)
+    servers = tuple(name.strip() for name in args.servers.split(",") if name.strip())
+    unknown = [name for name in servers if name not in SERVERS]
+    if unknown:
+        print(f"unknown servers: {', '.join(unknown)}; known: {', '.join(SERVERS)}")
+        return 2
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    plan = Plan(
+        scenarios=tuple(args.scenario or SCENARIOS),
+        servers=servers,
+        repeats=args.repeats or (1 if args.quick else 3),
+        sizes=QUICK if args.quick else FULL,
+        workers=args.workers,
+        quick=args.quick,
+        client=args.client,
+        hubbub_args=tuple(args.hubbub_arg),
+        log_path=args.results_dir / "servers.log",
+    )
+    split = split_cores(args.server_cores)
+    described = machine.describe(split)
+    command = "python -m bench " + shlex.join(argv) if argv else "python -m bench"
+    data = runner.run_plan(plan, split, command.strip(), described)
+    path = runner.save(data, args.results_dir)
+    runner.log(f"raw results: {path}")
+    if not args.no_charts:
+        for chart in charts.write_charts(data["runs"], data["summary"], args.charts_dir):
+            runner.log(f"chart: {chart}")
+    print(report.markdown_report(data, machine.one_line(described)))
+    failed = [run for run in data["runs"] if "error" in run]
+    return 1 if failed and len(failed) == len(data["runs"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

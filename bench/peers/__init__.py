@@ -1,0 +1,1 @@
+"""Peer servers the benchmark compares Hubbub with; only the FastAPI one is Python."""

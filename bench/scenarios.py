@@ -1,0 +1,307 @@
+"""The scenarios of issue 4, each one repetition against one freshly started server.
+
+S1  one room, rising send rate: highest rate delivered >= 99.9% with p99 < 100 ms,
+    and the server's CPU microseconds per delivery there.
+S2  many connections in many rooms at a fixed rate: latency percentiles.
+S3  the same crowd idle: server memory per connection (shares S2's setup).
+J   a room filling up at once: time until every member has the final online_users.
+Z   S1 at a fixed rate with and without permessage-deflate: CPU per delivery.
+"""
+
+import os
+import time
+from collections import Counter
+from typing import Any
+
+from bench.latency import latency_summary, merge_latencies
+from bench.pinning import CoreSplit
+from bench.plan import MAX_P99_SECONDS, MIN_DELIVERY_RATIO, Plan
+from bench.proctree import system_busy_seconds, tree_usage
+from bench.servers import SERVERS, RunningServer
+from bench.swarm import Swarm
+
+SETTLE_TIMEOUT = 180.0
+DRAIN_QUIET_SECONDS = 2.0
+DRAIN_CAP_SECONDS = 30.0
+IDLE_CPU_SHARE = 0.02
+IDLE_WAIT_SECONDS = 10.0
+GENERATOR_SATURATED = 0.9
+"""Share of its cores above which the generator, not the server, may be the limit."""
+WARMUP_STEP = 1000
+S1_RETRY_STEP = 100
+"""Added to a step's number for its retry, so late deliveries of the first try are stale."""
+
+Result = dict[str, Any]
+RoomCounts = list[dict[str, int]]
+
+
+class Rig:
+    """One server under test and one swarm of load generators, for one repetition."""
+
+    def __init__(self, server_name: str, plan: Plan, split: CoreSplit, compression: bool) -> None:
+        spec = SERVERS[server_name]
+        extra = plan.hubbub_args if server_name == "hubbub" else ()
+        self.server = RunningServer(spec, split.server, compression, extra, plan.log_path)
+        self.split = split
+        try:
+            self.swarm = Swarm(plan.workers, split.generator)
+        except BaseException:
+            self.server.stop()
+            raise
+        self.connections_made = 0
+        self.client = plan.client
+
+    def close(self) -> None:
+        try:
+            self.swarm.close()
+        finally:
+            self.server.stop()
+
+    def __enter__(self) -> "Rig":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- setting up rooms -----------------------------------------------------------------
+
+    def connect(
+        self, count: int, rooms: int, prefix: str, compress: bool = False, prefer: str = ""
+    ) -> Result:
+        """Open `count` connections spread round-robin over workers and `rooms` rooms."""
+        prefer = prefer or self.client
+        size_of_room = Counter(f"{prefix}-{index % rooms}" for index in range(count))
+        per_worker: list[list[tuple[str, str, int]]] = [[] for _ in range(self.swarm.size)]
+        for index in range(count):
+            room = f"{prefix}-{index % rooms}"
+            per_worker[index % self.swarm.size].append((f"u{index}", room, size_of_room[room]))
+        answers = self.swarm.call(
+            "connect",
+            [
+                {"url": self.server.url, "members": members, "compress": compress, "prefer": prefer}
+                for members in per_worker
+            ],
+            timeout=60.0 + count * 0.05,
+        )
+        connected = sum(answer["connected"] for answer in answers)
+        self.connections_made += connected
+        errors: Counter[str] = Counter()
+        for answer in answers:
+            errors.update(answer["errors"])
+        return {
+            "connections_made": connected,
+            "connections_failed": sum(answer["failed"] for answer in answers),
+            "connect_errors": dict(errors),
+            "connect_seconds": max(answer["seconds"] for answer in answers),
+            "client_library": answers[0]["library"],
+            "compressed_connections": sum(answer["compressed"] for answer in answers),
+        }
+
+    def join_and_settle(self, concurrency: int, members: int) -> tuple[Result, RoomCounts]:
+        """Join every connection, then wait until all see their room's full online_users."""
+        joins = self.swarm.call(
+            "join", {"concurrency": concurrency}, timeout=SETTLE_TIMEOUT + members * 0.05
+        )
+        settled = self.swarm.call("settle", {"timeout": SETTLE_TIMEOUT}, SETTLE_TIMEOUT)
+        summary = {
+            "joined": sum(answer["joined"] for answer in joins),
+            "join_seconds": max(answer["seconds"] for answer in joins),
+            "settled": sum(answer["settled"] for answer in settled),
+        }
+        return summary, [answer["joined_per_room"] for answer in joins]
+
+    # -- one load step --------------------------------------------------------------------
+
+    def step(self, step: int, rate: float, duration: float, joined: RoomCounts) -> Result:
+        """Send at `rate` messages/s for `duration` s, wait for the deliveries, measure."""
+        before = tree_usage(self.server.pid)
+        busy_before = system_busy_seconds()
+        per_worker_rate = rate / self.swarm.size
+        loads = self.swarm.call(
+            "load", {"step": step, "rate": per_worker_rate, "duration": duration}, duration + 30
+        )
+        sent_per_room: Counter[str] = Counter()
+        for answer in loads:
+            sent_per_room.update(answer["sent_per_room"])
+        expected = [
+            sum(sent * local.get(room, 0) for room, sent in sent_per_room.items())
+            for local in joined
+        ]
+        drains = self.swarm.call(
+            "drain",
+            [
+                {"expected": value, "quiet": DRAIN_QUIET_SECONDS, "cap": DRAIN_CAP_SECONDS}
+                for value in expected
+            ],
+            timeout=DRAIN_CAP_SECONDS + 10,
+        )
+        after = tree_usage(self.server.pid)
+        busy = system_busy_seconds() - busy_before
+        received = sum(answer["received"] for answer in drains)
+        wanted = sum(expected)
+        latencies = merge_latencies(answer["latencies"] for answer in drains)
+        server_cpu = after.cpu_seconds - before.cpu_seconds
+        send_seconds = max(answer["seconds"] for answer in loads)
+        generator_cpu = sum(answer["cpu_seconds"] for answer in drains)
+        generator_wall = max(answer["wall_seconds"] for answer in drains)
+        ratio = received / wanted if wanted else 0.0
+        summary = latency_summary(latencies)
+        return {
+            "offered_rate": rate,
+            "sent": sum(sent_per_room.values()),
+            "deliveries_expected": wanted,
+            "deliveries_received": received,
+            "delivery_ratio": ratio,
+            "deliveries_per_second": received / send_seconds if send_seconds else 0.0,
+            **summary,
+            "server_cpu_seconds": server_cpu,
+            "server_cpu_us_per_delivery": server_cpu / received * 1e6 if received else None,
+            "server_rss_bytes": after.rss_bytes,
+            "generator_cpu_share": generator_cpu
+            / (generator_wall * len(self.split.generator) or 1.0),
+            # CPU that neither the server nor the generator used: other tenants of the machine.
+            "other_cpu_share": max(0.0, busy - server_cpu - generator_cpu)
+            / (generator_wall * (os.cpu_count() or 1) or 1.0),
+            "stale_deliveries": sum(answer["stale"] for answer in drains),
+            "closed_by_server": sum(answer["closed_by_server"] for answer in drains),
+            "passed": ratio >= MIN_DELIVERY_RATIO and summary["p99_ms"] < MAX_P99_SECONDS * 1e3,
+        }
+
+    def warm_up(self, rate: float, seconds: float, joined: RoomCounts) -> None:
+        """A load step whose figures are thrown away (step numbers above 1000 are warm-ups)."""
+        if seconds > 0:
+            self.step(WARMUP_STEP, rate, seconds, joined)
+
+    def totals(self) -> Result:
+        usage = tree_usage(self.server.pid)
+        return {
+            "connections_made_total": self.connections_made,
+            "server_cpu_seconds_total": usage.cpu_seconds,
+            "server_peak_rss_bytes": usage.peak_rss_bytes,
+            "server_alive": self.server.alive(),
+        }
+
+    def wait_server_idle(self) -> float:
+        """Wait (bounded) until the server uses under 2% of a core; polled, as no event says so."""
+        deadline = time.monotonic() + IDLE_WAIT_SECONDS
+        previous = tree_usage(self.server.pid).cpu_seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            current = tree_usage(self.server.pid).cpu_seconds
+            if current - previous < IDLE_CPU_SHARE * 0.5:
+                break
+            previous = current
+        return tree_usage(self.server.pid).rss_bytes
+
+
+def run_s1(server_name: str, plan: Plan, split: CoreSplit) -> Result:
+    sizes = plan.sizes
+    with Rig(server_name, plan, split, compression=False) as rig:
+        result: Result = rig.connect(sizes.s1_members, 1, "s1")
+        presence, joined = rig.join_and_settle(sizes.join_concurrency, sizes.s1_members)
+        result.update(presence)
+        rig.warm_up(sizes.s1_rates[0], sizes.warmup_seconds, joined)
+        steps: list[Result] = []
+        for index, rate in enumerate(sizes.s1_rates):
+            step = rig.step(index, rate, sizes.s1_step_seconds, joined)
+            if not step["passed"] and rig.server.alive() and not step["closed_by_server"]:
+                # One retry: on a shared machine a single noisy second can fail a step.
+                retry = rig.step(index + S1_RETRY_STEP, rate, sizes.s1_step_seconds, joined)
+                retry["first_try"] = step
+                step = retry
+            steps.append(step)
+            if not step["passed"] or not rig.server.alive():
+                break
+        passing = [step for step in steps if step["passed"]]
+        best = passing[-1] if passing else None
+        result.update(
+            {
+                "steps": steps,
+                "limited_by": _limit(steps[-1]) if steps else None,
+                "max_rate": best["offered_rate"] if best else 0,
+                "cpu_us_per_delivery": best["server_cpu_us_per_delivery"] if best else None,
+                "deliveries_per_second": best["deliveries_per_second"] if best else None,
+                **rig.totals(),
+            }
+        )
+        return result
+
+
+def _limit(last: Result) -> str:
+    """What stopped the S1 ladder: the server, or a load generator that ran out of CPU."""
+    if last["passed"]:
+        return "ladder"  # every rate passed
+    return "generator" if last["generator_cpu_share"] >= GENERATOR_SATURATED else "server"
+
+
+def run_crowd(server_name: str, plan: Plan, split: CoreSplit, with_load: bool) -> Result:
+    """S3 (idle memory per connection) and, when `with_load`, S2 on the same crowd."""
+    sizes = plan.sizes
+    with Rig(server_name, plan, split, compression=False) as rig:
+        rss_empty = rig.wait_server_idle()
+        result: Result = rig.connect(sizes.crowd_connections, sizes.crowd_rooms, "s2")
+        presence, joined = rig.join_and_settle(sizes.join_concurrency, sizes.crowd_connections)
+        result.update(presence)
+        rss_idle = rig.wait_server_idle()
+        connections = max(1, result["connections_made"])
+        result["s3"] = {
+            "rss_empty_bytes": rss_empty,
+            "rss_idle_bytes": rss_idle,
+            "bytes_per_connection": (rss_idle - rss_empty) / connections,
+        }
+        if with_load:
+            rig.warm_up(sizes.s2_rate, sizes.warmup_seconds, joined)
+            result["s2"] = rig.step(0, sizes.s2_rate, sizes.s2_seconds, joined)
+        result.update(rig.totals())
+        return result
+
+
+def run_j(server_name: str, plan: Plan, split: CoreSplit) -> Result:
+    members = plan.sizes.j_members
+    with Rig(server_name, plan, split, compression=False) as rig:
+        result: Result = rig.connect(members, 1, "j")
+        before = tree_usage(rig.server.pid)
+        start_ns = time.monotonic_ns() + 200_000_000
+        timeout = plan.sizes.j_timeout
+        answers = rig.swarm.call(
+            "join_burst", {"start_ns": start_ns, "timeout": timeout}, timeout + 10
+        )
+        after = tree_usage(rig.server.pid)
+        settled = sum(answer["settled"] for answer in answers)
+        first = min(answer["first_send_ns"] for answer in answers)
+        last = max(answer["last_settled_ns"] for answer in answers)
+        complete = settled == result["connections_made"] and last > 0
+        result.update(
+            {
+                "members": members,
+                "settled": settled,
+                "complete": complete,
+                "seconds": (last - first) / 1e9 if complete else None,
+                "frames_received": sum(answer["frames"] for answer in answers),
+                "closed_by_server": sum(answer["closed_by_server"] for answer in answers),
+                "generator_cpu_share": sum(answer["cpu_seconds"] for answer in answers)
+                / (max(answer["wall_seconds"] for answer in answers) * len(split.generator) or 1.0),
+                "server_cpu_seconds": after.cpu_seconds - before.cpu_seconds,
+                **rig.totals(),
+            }
+        )
+        return result
+
+
+def run_z(server_name: str, plan: Plan, split: CoreSplit) -> Result:
+    """The same fixed-rate room with and without permessage-deflate, same client library."""
+    sizes = plan.sizes
+    result: Result = {}
+    for label, compress in (("uncompressed", False), ("compressed", True)):
+        with Rig(server_name, plan, split, compression=compress) as rig:
+            arm: Result = rig.connect(sizes.z_members, 1, "z", compress=compress, prefer="aiohttp")
+            presence, joined = rig.join_and_settle(sizes.join_concurrency, sizes.z_members)
+            arm.update(presence)
+            rig.warm_up(sizes.z_rate, sizes.warmup_seconds, joined)
+            arm["step"] = rig.step(0, sizes.z_rate, sizes.z_seconds, joined)
+            arm.update(rig.totals())
+            result[label] = arm
+    plain = result["uncompressed"]["step"]["server_cpu_us_per_delivery"]
+    packed = result["compressed"]["step"]["server_cpu_us_per_delivery"]
+    result["cpu_ratio_compressed"] = packed / plain if plain and packed else None
+    return result

@@ -1,0 +1,355 @@
+"""One load-generator process: many client connections on one uvloop event loop.
+
+The coordinator drives it through a multiprocessing pipe with commands (`connect`,
+`join`, `settle`, `join_burst`, `load`, `drain`, `close`, `stop`), one at a time;
+each answers with a plain dict. Receiving is the hot path: a frame costs a substring
+test, and only `message` frames are decoded (orjson) to read the send time that the
+sender put into `content` as "<monotonic_ns>:<step>" (every server echoes content
+unchanged, so latency needs no server support).
+"""
+
+import asyncio
+import contextlib
+import os
+import re
+import resource
+import time
+from array import array
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection as Pipe
+from typing import Any
+
+import orjson
+
+from bench import client
+
+COUNT_PATTERN = re.compile(rb'"count"\s*:\s*(\d+)')
+CONNECT_CONCURRENCY = 32
+JOIN_REPLY_TIMEOUT = 60.0
+SETTLE_QUIET_SECONDS = 5.0
+PACING_INTERVAL = 0.005
+"""Seconds between pacing ticks; each tick sends what the rate says is due by now."""
+
+
+class Member:
+    """One client connection and what it has seen."""
+
+    __slots__ = (
+        "connection",
+        "join_reply",
+        "online_count",
+        "open",
+        "room",
+        "room_size",
+        "settled_ns",
+        "username",
+    )
+
+    def __init__(self, username: str, room: str, room_size: int) -> None:
+        self.username = username
+        self.room = room
+        self.room_size = room_size
+        self.connection: client.Connection | None = None
+        self.open = False
+        self.online_count = 0
+        self.settled_ns = 0
+        self.join_reply: asyncio.Future[None] | None = None
+
+    def join_frame(self) -> bytes:
+        return orjson.dumps({"type": "join", "room": self.room, "username": self.username})
+
+
+class Worker:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.members: list[Member] = []
+        self.open_count = 0
+        self.closed_by_server = 0
+        self.frames = 0
+        self._cpu_started = time.process_time()
+        self._wall_started = time.monotonic()
+        # Tally of the current load step.
+        self.step = -1
+        self.received = 0
+        self.stale = 0
+        self.expected = 0
+        self.latencies = array("q")
+        self.drained = asyncio.Event()
+        # Presence: how many members have seen the final online_users count.
+        self.settled = 0
+        self.all_settled = asyncio.Event()
+
+    # -- receiving (hot path) -------------------------------------------------------------
+
+    def on_text(self, member: Member, payload: bytes) -> None:
+        self.frames += 1
+        if b'"online_users"' in payload:
+            self._on_online_users(member, payload)
+        elif b'"content"' in payload:
+            self._on_message(payload)
+
+    def _on_online_users(self, member: Member, payload: bytes) -> None:
+        match = COUNT_PATTERN.search(payload)
+        if match is None:
+            return
+        count = int(match.group(1))
+        member.online_count = count
+        reply = member.join_reply
+        if reply is not None and not reply.done():
+            reply.set_result(None)
+        if count >= member.room_size and not member.settled_ns:
+            member.settled_ns = time.monotonic_ns()
+            self.settled += 1
+            if self.settled >= self.open_count:
+                self.all_settled.set()
+
+    def _on_message(self, payload: bytes) -> None:
+        """Read "<send_ns>:<step>" from a `message` frame without decoding the whole JSON.
+
+        Only `message` events carry "content", and the benchmark's contents are digits
+        and a colon, so the value sits between the next two quotes after the key.
+        """
+        now = time.monotonic_ns()
+        key = payload.find(b'"content"')
+        opening = payload.find(b'"', key + 9)
+        closing = payload.find(b'"', opening + 1)
+        sent, _, step = payload[opening + 1 : closing].partition(b":")
+        if not step.isdigit() or not sent.isdigit() or int(step) != self.step:
+            self.stale += 1
+            return
+        self.received += 1
+        self.latencies.append(now - int(sent))
+        if self.received >= self.expected > 0:
+            self.drained.set()
+
+    def on_close(self, member: Member) -> None:
+        if member.open:
+            member.open = False
+            self.open_count -= 1
+            self.closed_by_server += 1
+            if member.settled_ns:
+                self.settled -= 1
+            if self.settled >= self.open_count:
+                self.all_settled.set()
+
+    # -- commands -------------------------------------------------------------------------
+
+    async def connect(
+        self,
+        url: str,
+        members: list[tuple[str, str, int]],
+        compress: bool = False,
+        prefer: str = "auto",
+    ) -> dict[str, Any]:
+        """Open one connection per (username, room, room_size); a refused one is counted."""
+        started = time.monotonic()
+        limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+        errors: Counter[str] = Counter()
+
+        async def open_one(member: Member) -> None:
+            async with limit:
+                try:
+                    member.connection = await client.open_connection(
+                        url,
+                        lambda payload: self.on_text(member, payload),
+                        lambda: self.on_close(member),
+                        compress=compress,
+                        prefer=prefer,
+                    )
+                    member.open = True
+                    self.open_count += 1
+                except Exception as error:  # refused upgrade, reset, timeout
+                    errors[type(error).__name__] += 1
+
+        new = [Member(username, room, size) for username, room, size in members]
+        self.members.extend(new)
+        await asyncio.gather(*(open_one(member) for member in new))
+        return {
+            "connected": sum(1 for member in new if member.open),
+            "failed": sum(errors.values()),
+            "errors": dict(errors),
+            "seconds": time.monotonic() - started,
+            "library": client.library_for(compress, prefer),
+            "compressed": sum(
+                1 for m in new if m.connection is not None and m.connection.compressed
+            ),
+        }
+
+    async def join(self, concurrency: int) -> dict[str, Any]:
+        """Join every member, at most `concurrency` joins waiting for their online_users."""
+        started = time.monotonic()
+        limit = asyncio.Semaphore(concurrency)
+        loop = asyncio.get_running_loop()
+
+        async def join_one(member: Member) -> bool:
+            if not member.open or member.connection is None:
+                return False
+            async with limit:
+                member.join_reply = loop.create_future()
+                member.connection.send(member.join_frame())
+                try:
+                    await asyncio.wait_for(member.join_reply, JOIN_REPLY_TIMEOUT)
+                except TimeoutError:
+                    return False
+                return True
+
+        joined = await asyncio.gather(*(join_one(member) for member in self.members))
+        per_room = Counter(m.room for m, ok in zip(self.members, joined, strict=True) if ok)
+        return {
+            "joined": sum(joined),
+            "joined_per_room": dict(per_room),
+            "seconds": time.monotonic() - started,
+        }
+
+    async def settle(self, timeout: float, quiet: float = SETTLE_QUIET_SECONDS) -> dict[str, Any]:
+        """Wait until every open member has seen online_users with its room's full count.
+
+        Gives up after `timeout`, or once no frame at all arrived for `quiet` seconds:
+        a server that dropped members will never send the full count.
+        """
+        deadline = time.monotonic() + timeout
+        last_frames = -1
+        if self.settled < self.open_count:
+            self.all_settled.clear()
+        while (
+            self.settled < self.open_count
+            and time.monotonic() < deadline
+            and self.frames != last_frames
+        ):
+            last_frames = self.frames
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.all_settled.wait(), min(quiet, max(0.0, deadline - time.monotonic()))
+                )
+        return self._presence_summary()
+
+    async def join_burst(self, start_ns: int, timeout: float) -> dict[str, Any]:
+        """Scenario J: at `start_ns` send every member's join at once, then wait to settle."""
+        delay = (start_ns - time.monotonic_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+        frames_before = self.frames
+        cpu_before = time.process_time()
+        first_send_ns = time.monotonic_ns()
+        for member in self.members:
+            if member.open and member.connection is not None:
+                member.connection.send(member.join_frame())
+        summary = await self.settle(timeout)
+        summary["joined_per_room"] = dict(Counter(m.room for m in self.members if m.open))
+        summary["first_send_ns"] = first_send_ns
+        summary["frames"] = self.frames - frames_before
+        summary["cpu_seconds"] = time.process_time() - cpu_before
+        summary["wall_seconds"] = (time.monotonic_ns() - first_send_ns) / 1e9
+        return summary
+
+    def _presence_summary(self) -> dict[str, Any]:
+        settled_times = [member.settled_ns for member in self.members if member.settled_ns]
+        return {
+            "settled": self.settled,
+            "open": self.open_count,
+            "closed_by_server": self.closed_by_server,
+            "last_settled_ns": max(settled_times, default=0),
+        }
+
+    async def load(self, step: int, rate: float, duration: float) -> dict[str, Any]:
+        """Send `rate` messages/s for `duration` s, round-robin over the open members."""
+        self.step = step
+        self.received = self.stale = self.expected = 0
+        self.latencies = array("q")
+        self.drained.clear()
+        self._cpu_started = time.process_time()
+        self._wall_started = time.monotonic()
+        senders = [m for m in self.members if m.open and m.connection is not None]
+        sent_per_room: Counter[str] = Counter()
+        total = int(rate * duration)
+        sent = 0
+        started = time.monotonic()
+        while senders and sent < total:
+            due = min(total, int((time.monotonic() - started) * rate) + 1)
+            while sent < due:
+                member = senders[sent % len(senders)]
+                content = f"{time.monotonic_ns()}:{step}"
+                frame = b'{"type":"message","room":"%s","content":"%s"}' % (
+                    member.room.encode(),
+                    content.encode(),
+                )
+                if member.open and member.connection is not None:
+                    member.connection.send(frame)
+                    sent_per_room[member.room] += 1
+                sent += 1
+            await asyncio.sleep(PACING_INTERVAL)
+        return {"sent_per_room": dict(sent_per_room), "seconds": time.monotonic() - started}
+
+    async def drain(self, expected: int, quiet: float, cap: float) -> dict[str, Any]:
+        """Wait for `expected` deliveries of the current step, or until none came for `quiet` s."""
+        self.expected = expected
+        deadline = time.monotonic() + cap
+        last = -1
+        while self.received < expected and time.monotonic() < deadline and self.received != last:
+            last = self.received
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), quiet)
+        return {
+            "received": self.received,
+            "stale": self.stale,
+            "latencies": self.latencies.tobytes(),
+            "closed_by_server": self.closed_by_server,
+            "open": self.open_count,
+            "cpu_seconds": time.process_time() - self._cpu_started,
+            "wall_seconds": time.monotonic() - self._wall_started,
+        }
+
+    async def close(self) -> dict[str, Any]:
+        for member in self.members:
+            if member.open and member.connection is not None:
+                member.open = False
+                member.connection.close()
+        self.members.clear()
+        self.open_count = self.settled = 0
+        await client.close_shared_session()
+        return {}
+
+
+async def serve(pipe: Pipe, index: int) -> None:
+    """Run commands from the coordinator, one at a time, until `stop`.
+
+    The pipe is read in a thread and left blocking: uvloop's add_reader would make it
+    non-blocking, and a large answer (the latency samples) would then fail to send.
+    """
+    worker = Worker(index)
+    loop = asyncio.get_running_loop()
+    handlers: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+        "connect": worker.connect,
+        "join": worker.join,
+        "settle": worker.settle,
+        "join_burst": worker.join_burst,
+        "load": worker.load,
+        "drain": worker.drain,
+        "close": worker.close,
+    }
+    while True:
+        try:
+            name, arguments = await loop.run_in_executor(None, pipe.recv)
+        except EOFError:  # the coordinator went away
+            name, arguments = "stop", {}
+        if name == "stop":
+            await worker.close()
+            with contextlib.suppress(OSError):
+                pipe.send({})
+            return
+        try:
+            pipe.send(await handlers[name](**arguments))
+        except Exception as error:
+            pipe.send({"error": f"{type(error).__name__}: {error}"})
+
+
+def main(pipe: Pipe, index: int, cores: frozenset[int]) -> None:
+    """Process entry point: pin, allow many sockets, run the loop on uvloop."""
+    import uvloop
+
+    if cores:
+        os.sched_setaffinity(0, cores)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    uvloop.run(serve(pipe, index))
