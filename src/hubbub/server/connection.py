@@ -91,12 +91,12 @@ class Connection:
 
     def enqueue(self, frame: Frame) -> None:
         """Queue an encoded frame (or hold it during a replay). Never blocks, never awaits."""
-        self._add(frame, hold=True)
+        self._add(frame, live=True)
 
-    def _add(self, frame: Frame, hold: bool) -> None:
+    def _add(self, frame: Frame, live: bool) -> None:
+        """Queue `frame`; a live one (not part of a replay) may be held or below a floor."""
         if self._close_request is not None:
             return
-        live = hold
         if live and self._floors and frame.message is not None and self._below_floor(frame.message):
             return
         size = len(frame.payload)
@@ -109,7 +109,7 @@ class Connection:
             # (A frame larger than the whole buffer still goes out when nothing waits before it.)
             return
         self._queued_bytes += size
-        if hold and self._held is not None:
+        if live and self._held is not None:
             self._held.append(frame)
             return
         self._queue.append(frame)
@@ -135,7 +135,7 @@ class Connection:
 
     def ping(self) -> None:
         """Queue a WebSocket ping, ahead of frames held back by a replay."""
-        self._add(PING, hold=False)
+        self._add(PING, live=False)
 
     def drop(self, reason: str) -> None:
         """Cut the connection without a close handshake (the peer is gone: 1006)."""
@@ -152,7 +152,7 @@ class Connection:
 
     def deliver(self, event: ServerEvent) -> None:
         """Queue a frame ahead of the held ones (the replay)."""
-        self._add(frame_of(event, self.codec), hold=False)
+        self._add(frame_of(event, self.codec), live=False)
 
     def release(self, room: str, replayed_up_to: int) -> None:
         """Queue the held frames, less the messages of `room` the replay already delivered.
