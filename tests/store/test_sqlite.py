@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hubbub.store.base import Retry, StoreUnavailable
-from hubbub.store.sqlite import SqliteStore
+from hubbub.store.sqlite import SqliteStore, _migrations
 
 T0 = 1_795_674_063_000
 
@@ -56,7 +56,7 @@ async def test_messages_and_ids_survive_reopening(tmp_path: Path) -> None:
 
 async def test_schema_is_versioned_and_in_wal_mode(store: SqliteStore) -> None:
     with sqlite3.connect(store.path) as connection:
-        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (3,)
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (4,)
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -67,7 +67,34 @@ async def test_reopening_does_not_migrate_twice(tmp_path: Path) -> None:
         await store.open()
         await store.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT count(*) FROM schema_version").fetchone() == (3,)
+        assert connection.execute("SELECT count(*) FROM schema_version").fetchone() == (4,)
+
+
+async def test_a_version_3_database_is_migrated_and_keeps_ids_and_retries(tmp_path: Path) -> None:
+    path = tmp_path / "hubbub.db"
+    with sqlite3.connect(path, isolation_level=None) as old:
+        old.execute("PRAGMA journal_mode = WAL")
+        old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, script in _migrations()[:3]:
+            old.executescript(f"{script}; INSERT INTO schema_version VALUES ({version});")
+        old.execute("INSERT INTO rooms VALUES ('r', 9)")
+        old.execute("INSERT INTO messages VALUES ('r', 8, 'ann', 'kept', ?, 's:k')", (T0,))
+        old.execute("INSERT INTO retries VALUES ('r', 'ann', 's:k', 8, ?)", (T0,))
+    old.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        retried = await store.append("r", "ann", "kept", T0 + 1000, Retry("ann", "k"))
+        assert retried.duplicate
+        assert retried.message.id == 8
+        assert (await store.append("r", "ann", "new", T0 + 2000)).message.id == 10
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (4,)
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_schema")}
+        assert "retries" not in tables
+        assert "messages_age" not in tables
 
 
 async def test_locked_database_is_unavailable_then_recovers(

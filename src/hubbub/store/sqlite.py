@@ -6,6 +6,17 @@ transaction, so a burst costs one commit (one fsync), not one per message;
 a small pool of reader threads serves history and replay, which WAL lets
 run beside the writer. Results go back to the loop in order, one callback
 per batch, so the server broadcasts messages in id order.
+
+A batch of appends is one statement in autocommit mode: every row goes in
+through `json_each`, so SQLite parses, inserts and commits the whole batch
+in a single step with the GIL released. Python's sqlite3 gives the GIL up
+around every step, and a writer thread that has to win it back from a busy
+event loop several times per batch spent most of its time waiting; one step
+is one wait. The same thinking keeps per-message page writes down: a
+message's only write is its row in its room's range of the primary key.
+Retry keys are looked up in memory (`RecentRetries`), rooms' counters are
+cached by the writer, and `rooms.last_id` is written only when retention
+deletes, so an id is never handed out twice even after a room was emptied.
 """
 
 import asyncio
@@ -21,6 +32,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
+
 from hubbub.protocol.events import ChatMessage
 from hubbub.store.base import (
     DEDUPE_WINDOW_MS,
@@ -30,6 +43,7 @@ from hubbub.store.base import (
     Retry,
     StoreUnavailable,
 )
+from hubbub.store.recent import RecentRetries, RetryKey
 
 log = logging.getLogger("hubbub.store")
 
@@ -90,11 +104,16 @@ class SqliteStore:
     _failing: bool = False
     _checkpointer: threading.Thread | None = None
     _stopping: threading.Event = field(default_factory=threading.Event)
+    _recent: RecentRetries = field(default_factory=RecentRetries)
+    """Owned by the writer thread once it started."""
+    _last_ids: dict[str, int] = field(default_factory=dict)
+    """Each room's highest stored id, as far as the writer has seen it; writer-owned."""
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+        connection.execute("PRAGMA temp_store = MEMORY")
         return connection
 
     async def open(self) -> None:
@@ -156,6 +175,7 @@ class SqliteStore:
             connection = self._connect()
             self._migrate(connection)
             connection.execute("PRAGMA wal_autocheckpoint = 0")
+            _load_recent_retries(connection, self._recent)
         except BaseException as error:
             opened: list[_Result] = [(ready, None, error)]
             loop.call_soon_threadsafe(_settle, opened)
@@ -189,19 +209,23 @@ class SqliteStore:
         return appends
 
     def _append_all(self, connection: sqlite3.Connection, appends: list[_Append]) -> list[_Result]:
-        def store(c: sqlite3.Connection) -> list[Appended]:
-            return _store_appends(c, appends)
+        def store(c: sqlite3.Connection) -> _Stored:
+            return _store_appends(c, appends, self._recent, self._last_ids)
 
-        stored, failure = self._in_transaction(connection, store)
-        if stored is None:
+        done, failure = self._guarded(connection, store)
+        if done is None:
             return [(append.future, None, failure) for append in appends]
-        return [(a.future, value, None) for a, value in zip(appends, stored, strict=True)]
+        for key, first in done.firsts.items():
+            self._recent.remember(key, first)
+        self._last_ids.update(done.last_ids)
+        return [(a.future, value, None) for a, value in zip(appends, done.results, strict=True)]
 
     def _in_transaction(
         self, connection: sqlite3.Connection, run: Callable[[sqlite3.Connection], T]
     ) -> tuple[T | None, Exception | None]:
         """Run `run` in one transaction: its value, or the error to fail its callers with."""
-        try:
+
+        def transaction(connection: sqlite3.Connection) -> T:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 value = run(connection)
@@ -210,6 +234,17 @@ class SqliteStore:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
+            return value
+
+        return self._guarded(connection, transaction)
+
+    def _guarded(
+        self, connection: sqlite3.Connection, run: Callable[[sqlite3.Connection], T]
+    ) -> tuple[T | None, Exception | None]:
+        """Run `run`: its value, or the error to fail its callers with (storage errors
+        become `StoreUnavailable`, logged once per outage)."""
+        try:
+            value = run(connection)
         except Exception as error:
             failure: Exception = error
             if isinstance(error, sqlite3.Error) and _unavailable(error):
@@ -281,11 +316,9 @@ class SqliteStore:
                 (room, after, upto if upto is not None else 2**63 - 1, limit + 1),
             ).fetchall()
             oldest, last = connection.execute(
-                "SELECT (SELECT min(id) FROM messages WHERE room = ?),"
-                " (SELECT last_id FROM rooms WHERE name = ?)",
-                (room, room),
+                f"SELECT (SELECT min(id) FROM messages WHERE room = :room), {_last_id_of(':room')}",
+                {"room": room},
             ).fetchone()
-            last = last or 0
             oldest_kept = oldest if oldest is not None else last + 1
             truncated = after + 1 < oldest_kept and after < last
             return Page(_messages(room, rows[:limit]), len(rows) > limit, truncated)
@@ -294,8 +327,9 @@ class SqliteStore:
 
     async def last_id(self, room: str) -> int:
         def run(connection: sqlite3.Connection) -> int:
-            row = connection.execute("SELECT last_id FROM rooms WHERE name = ?", (room,)).fetchone()
-            return int(row[0]) if row else 0
+            return int(
+                connection.execute(f"SELECT {_last_id_of(':room')}", {"room": room}).fetchone()[0]
+            )
 
         return await self._read(run)
 
@@ -303,30 +337,32 @@ class SqliteStore:
         """Delete in chunks, each its own transaction, so appends are never held up for long."""
         removed = 0
         cutoff = now_ms - retention.max_age_ms
+        rooms = await self._read(_rooms_with_messages)
+        for room in rooms:
 
-        def by_age(connection: sqlite3.Connection) -> int:
-            return connection.execute(
-                "DELETE FROM messages WHERE (room, id) IN"
-                " (SELECT room, id FROM messages WHERE ts_ms < ? LIMIT ?)",
-                (cutoff, PRUNE_CHUNK),
-            ).rowcount
+            def bounds(connection: sqlite3.Connection, room: str = room) -> tuple[int, int | None]:
+                """The room's newest id, and its oldest message young enough to keep
+                (found walking from the oldest: ids grow with time)."""
+                last, kept = connection.execute(
+                    "SELECT (SELECT max(id) FROM messages WHERE room = :room),"
+                    " (SELECT id FROM messages WHERE room = :room AND ts_ms >= :cutoff"
+                    " ORDER BY id LIMIT 1)",
+                    {"room": room, "cutoff": cutoff},
+                ).fetchone()
+                return last or 0, kept
 
-        while (count := await self._write(by_age)) > 0:
-            removed += count
-
-        def old_retries(connection: sqlite3.Connection) -> None:
-            connection.execute("DELETE FROM retries WHERE ts_ms < ?", (now_ms - DEDUPE_WINDOW_MS,))
-
-        await self._write(old_retries)
-        rooms = await self._read(
-            lambda connection: connection.execute("SELECT name, last_id FROM rooms").fetchall()
-        )
-        for room, last in rooms:
-            floor = last - retention.max_per_room
+            last, kept = await self._read(bounds)
+            floor = max(last - retention.max_per_room, last if kept is None else kept - 1)
 
             def by_count(
                 connection: sqlite3.Connection, room: str = room, floor: int = floor
             ) -> int:
+                connection.execute(
+                    "INSERT INTO rooms (name, last_id)"
+                    " SELECT room, max(id) FROM messages WHERE room = :room GROUP BY room"
+                    " ON CONFLICT (name) DO UPDATE SET last_id = max(last_id, excluded.last_id)",
+                    {"room": room},
+                )
                 return connection.execute(
                     "DELETE FROM messages WHERE (room, id) IN (SELECT room, id FROM messages"
                     " WHERE room = ? AND id <= ? LIMIT ?)",
@@ -367,81 +403,111 @@ class SqliteStore:
                 connection.close()
 
 
-def _store_appends(connection: sqlite3.Connection, batch: list[_Append]) -> list[Appended]:
-    """Store a batch with a few set-wise statements: ids from each room's counter, retries
-    (earlier in the database or in this batch) answered with the first message's id."""
-    firsts = _recent_retries(connection, batch)
-    rooms = list({append.room for append in batch})
-    last_ids: dict[str, int] = dict(
-        connection.execute(
-            f"SELECT name, last_id FROM rooms WHERE name IN ({_marks(len(rooms))})", rooms
-        ).fetchall()
-    )
+@dataclass(slots=True)
+class _Stored:
+    results: list[Appended]
+    firsts: dict[RetryKey, tuple[int, int]]
+    """New retry keys, to remember once the batch is stored."""
+    last_ids: dict[str, int]
+    """Rooms' highest ids after the batch, to cache once it is stored."""
+
+
+def _store_appends(
+    connection: sqlite3.Connection,
+    batch: list[_Append],
+    recent: RecentRetries,
+    cached_last_ids: dict[str, int],
+) -> _Stored:
+    """Store a batch in one statement (so in one transaction, in autocommit mode): ids
+    from each room's counter, retries (earlier, or in this batch) answered with the first
+    message's id. Changes no state: the caller applies `_Stored` once it is stored."""
+    unknown = [room for room in {a.room for a in batch} if room not in cached_last_ids]
+    last_ids = _last_ids(connection, unknown) if unknown else {}
+    fresh: dict[RetryKey, tuple[int, int]] = {}
     results: list[Appended] = []
     rows: list[tuple[str, str, int, str, int, str | None]] = []
-    retries: list[tuple[str, str, str, int, int]] = []
     for append in batch:
-        retry = (append.room, append.sender, append.key or "")
-        first = firsts.get(retry) if append.key is not None else None
-        if first is not None and append.timestamp_ms - first[1] < DEDUPE_WINDOW_MS:
-            message = ChatMessage(first[0], append.room, append.sender, append.content, first[1])
-            results.append(Appended(message, duplicate=True))
-            continue
-        message_id = last_ids[append.room] = last_ids.get(append.room, 0) + 1
-        message = ChatMessage(
-            message_id, append.room, append.sender, append.content, append.timestamp_ms
-        )
-        rows.append((*retry[:2], message_id, append.content, append.timestamp_ms, append.key))
+        room = append.room
+        key = (room, append.sender, append.key or "")
         if append.key is not None:
-            firsts[retry] = (message_id, append.timestamp_ms)
-            retries.append((*retry, message_id, append.timestamp_ms))
+            first = fresh.get(key) or recent.first(key, append.timestamp_ms)
+            if first is not None and append.timestamp_ms - first[1] < DEDUPE_WINDOW_MS:
+                message = ChatMessage(first[0], room, append.sender, append.content, first[1])
+                results.append(Appended(message, duplicate=True))
+                continue
+        last = last_ids[room] if room in last_ids else cached_last_ids[room]
+        message_id = last_ids[room] = last + 1
+        message = ChatMessage(message_id, room, append.sender, append.content, append.timestamp_ms)
+        rows.append(
+            (room, append.sender, message_id, append.content, append.timestamp_ms, append.key)
+        )
+        if append.key is not None:
+            fresh[key] = (message_id, append.timestamp_ms)
         results.append(Appended(message))
-    connection.executemany(
-        "INSERT INTO messages (room, sender, id, content, ts_ms, retry_key)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        rows,
+    if rows:
+        connection.execute(
+            "INSERT INTO messages (room, sender, id, content, ts_ms, retry_key)"
+            " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5"
+            " FROM json_each(?)",
+            (orjson.dumps(rows).decode(),),
+        )
+    return _Stored(results, fresh, last_ids)
+
+
+def _last_id_of(room: str) -> str:
+    """SQL for a room's highest id ever: its newest message's, or what retention recorded
+    when it deleted (`rooms.last_id` is written only then). `room` is an SQL expression."""
+    return (
+        f"max(coalesce((SELECT last_id FROM rooms WHERE name = {room}), 0),"
+        f" coalesce((SELECT max(id) FROM messages WHERE room = {room}), 0))"
     )
-    connection.executemany(
-        "INSERT INTO rooms (name, last_id) VALUES (?, ?)"
-        " ON CONFLICT (name) DO UPDATE SET last_id = excluded.last_id",
-        [(room, last_ids[room]) for room in rooms if room in last_ids],
-    )
-    connection.executemany(
-        "INSERT OR REPLACE INTO retries (room, sender, retry_key, id, ts_ms)"
-        " VALUES (?, ?, ?, ?, ?)",
-        retries,
-    )
-    return results
 
 
-RETRY_LOOKUP_CHUNK = 300
-"""Keys per lookup statement (three variables each, well under SQLite's limit)."""
+def _last_ids(connection: sqlite3.Connection, rooms: list[str]) -> dict[str, int]:
+    query = f"SELECT value, {_last_id_of('value')} FROM json_each(?)"
+    return dict(connection.execute(query, (orjson.dumps(rooms).decode(),)).fetchall())
 
 
-def _recent_retries(
-    connection: sqlite3.Connection, batch: list[_Append]
-) -> dict[tuple[str, str, str], tuple[int, int]]:
-    """The (id, timestamp) of each retry key in the batch seen within the window."""
-    keys = list({(a.room, a.sender, a.key) for a in batch if a.key is not None})
-    since = min(a.timestamp_ms for a in batch) - DEDUPE_WINDOW_MS
-    found: dict[tuple[str, str, str], tuple[int, int]] = {}
-    for start in range(0, len(keys), RETRY_LOOKUP_CHUNK):
-        chunk = keys[start : start + RETRY_LOOKUP_CHUNK]
-        rows = connection.execute(
-            "WITH wanted (room, sender, retry_key) AS"
-            f" (VALUES {', '.join(['(?, ?, ?)'] * len(chunk))})"
-            " SELECT r.room, r.sender, r.retry_key, r.id, r.ts_ms"
-            " FROM wanted JOIN retries AS r USING (room, sender, retry_key)"
-            " WHERE r.ts_ms > ?",
-            [*(value for key in chunk for value in key), since],
-        ).fetchall()
-        for room, sender, key, message_id, timestamp in rows:
-            found[(room, sender, key)] = (message_id, timestamp)
-    return found
+def _load_recent_retries(connection: sqlite3.Connection, recent: RecentRetries) -> None:
+    """Remember the retry keys stored within the window before the newest message.
+
+    The window is measured on the stored timestamps rather than the clock, so
+    a server that was down for a while still recognises what was sent just
+    before it stopped. Each room is read from its newest message backwards."""
+    rooms = _rooms_with_messages(connection)
+    newest = 0
+    for room in rooms:
+        row = connection.execute(
+            "SELECT ts_ms FROM messages WHERE room = ? ORDER BY id DESC LIMIT 1", (room,)
+        ).fetchone()
+        if row is not None:
+            newest = max(newest, int(row[0]))
+    cutoff = newest - recent.window_ms
+    found: list[tuple[int, RetryKey, tuple[int, int]]] = []
+    for room in rooms:
+        for sender, retry_key, message_id, timestamp in connection.execute(
+            "SELECT sender, retry_key, id, ts_ms FROM messages WHERE room = ? ORDER BY id DESC",
+            (room,),
+        ):
+            if timestamp <= cutoff:
+                break
+            if retry_key is not None:
+                found.append((timestamp, (room, sender, retry_key), (message_id, timestamp)))
+    found.sort(key=lambda entry: entry[0])
+    for _, key, first in found[-recent.capacity :]:
+        recent.remember(key, first)
 
 
-def _marks(count: int) -> str:
-    return ", ".join(["?"] * count)
+def _rooms_with_messages(connection: sqlite3.Connection) -> list[str]:
+    """Every room with a stored message, one primary-key seek per room (no full scan)."""
+    return [
+        row[0]
+        for row in connection.execute(
+            "WITH RECURSIVE r (room) AS (SELECT min(room) FROM messages UNION ALL"
+            " SELECT (SELECT min(room) FROM messages WHERE room > r.room) FROM r"
+            " WHERE r.room IS NOT NULL) SELECT room FROM r WHERE room IS NOT NULL"
+        )
+    ]
 
 
 def _messages(room: str, rows: list[Any]) -> tuple[ChatMessage, ...]:
