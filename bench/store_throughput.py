@@ -1,6 +1,6 @@
 """Messages stored per second through a real server: SQLite store versus memory store.
 
-    python -m bench.store_throughput [--clients 100] [--messages 300] [--repeats 3]
+    python -m bench.store_throughput [--clients 100] [--messages 500] [--window 10] [--repeats 5]
 
 Each client posts to a room of its own (this measures storing, not fan-out),
 keeps a window of messages in flight and counts acks (picows clients, the
@@ -146,9 +146,14 @@ async def main(argv: Sequence[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--messages", type=int, default=300, help="per client")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--window", type=int, default=1, help="messages in flight per client")
+    parser.add_argument("--messages", type=int, default=500, help="per client")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=10,
+        help="messages in flight per client (enough to keep the server busy)",
+    )
     args = parser.parse_args(argv)
     results: dict[str, list[float]] = {"memory": [], "sqlite": []}
     for _ in range(args.repeats):

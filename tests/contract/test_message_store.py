@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hubbub.store.base import DEDUPE_WINDOW_MS, MessageStore, Retention, Retry
+from hubbub.store.base import DEDUPE_WINDOW_MS, Appended, MessageStore, Retention, Retry
 from hubbub.store.memory import MemoryStore
 from hubbub.store.sqlite import SqliteStore
 
@@ -175,3 +175,26 @@ async def test_retry_is_recognised_after_retention_removed_the_first(store: Mess
     again = await store.append("r", "ann", "hello", T0 + 20, Retry("ann", "m1"))
     assert again.duplicate
     assert again.message.id == first.message.id
+
+
+async def test_submitted_messages_are_reported_in_submission_order(store: MessageStore) -> None:
+    outcomes: list[Appended | Exception] = []
+    all_reported = asyncio.get_running_loop().create_future()
+
+    def stored(outcome: Appended | Exception) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == 200 and not all_reported.done():
+            all_reported.set_result(None)
+
+    for n in range(200):
+        retry = Retry("ann", n % 150)
+        store.submit(f"room{n % 2}", "ann", f"m{n}", T0 + n, retry, stored)
+    async with asyncio.timeout(10):
+        await all_reported
+    assert all(isinstance(outcome, Appended) for outcome in outcomes)
+    appended = [outcome for outcome in outcomes if isinstance(outcome, Appended)]
+    assert [a.message.content for a in appended[:150]] == [f"m{n}" for n in range(150)]
+    assert all(a.duplicate for a in appended[150:])
+    for room in ("room0", "room1"):
+        ids = [a.message.id for a in appended if a.message.room == room and not a.duplicate]
+        assert ids == list(range(1, 76))

@@ -85,6 +85,25 @@ class Connection:
         """Called (soon, not during the enqueue) when the connection is dropped as too slow."""
         self.slow = False
         self.frames_shed = 0
+        self.publishing = 0
+        """Messages of this connection handed to the store and not yet reported."""
+        self._publish_reported: asyncio.Future[None] | None = None
+
+    def publish_started(self) -> None:
+        self.publishing += 1
+
+    def publish_done(self) -> None:
+        self.publishing -= 1
+        waiter = self._publish_reported
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def publishes_settled(self, at_most: int) -> None:
+        """Wait until at most `at_most` of this connection's messages are in the store's hands."""
+        while self.publishing > at_most:
+            self._publish_reported = asyncio.get_running_loop().create_future()
+            await self._publish_reported
+        self._publish_reported = None
 
     def send(self, event: ServerEvent) -> None:
         self.enqueue(frame_of(event, self.codec))

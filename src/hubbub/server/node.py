@@ -10,6 +10,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from hubbub.config import Settings
 from hubbub.core.actions import (
@@ -43,11 +44,13 @@ from hubbub.server.connection import Connection
 from hubbub.server.flusher import Flusher
 from hubbub.server.frames import Frame, frame_of
 from hubbub.server.stats import Metrics, RateMeter
-from hubbub.store.base import MessageStore, Retention, Retry, StoreUnavailable
+from hubbub.store.base import Appended, MessageStore, Retention, Retry, StoreUnavailable
 
 log = logging.getLogger("hubbub.node")
 
 REPLAY_PAGE = 500
+MAX_PUBLISHES_IN_FLIGHT = 16
+"""Messages of one connection waiting for the store before its socket is read again."""
 PRUNE_INTERVAL_SECONDS = 60.0
 
 
@@ -77,7 +80,6 @@ class Node:
         self.metrics = Metrics()
         self.metrics.rooms.set_function(self.hub.room_count)
         self.message_rate = RateMeter()
-        self.messages_total = 0
         self.started = clock()
         self._clock = clock
         self._wall_ms = wall_ms
@@ -167,6 +169,12 @@ class Node:
         except Refusal as refusal:
             command = refusal
         actions = connection.session.handle(command, self.now())
+        if len(actions) == 1 and isinstance(actions[0], Publish):
+            if connection.publishing >= MAX_PUBLISHES_IN_FLIGHT:
+                await connection.publishes_settled(MAX_PUBLISHES_IN_FLIGHT - 1)
+            self._submit(connection, actions[0])
+            return
+        await connection.publishes_settled(0)
         try:
             await self._run(connection, actions)
         except Exception:
@@ -185,7 +193,8 @@ class Node:
                 case Exit(room):
                     self._exit(connection, room)
                 case Publish():
-                    await self._publish(connection, action)
+                    self._submit(connection, action)
+                    await connection.publishes_settled(0)
                 case Notify(room, event):
                     self.broadcast(room, event, exclude=connection)
                 case FetchHistory():
@@ -209,7 +218,7 @@ class Node:
                 frame = frames[codec] = frame_of(event, codec)
             member.enqueue(frame)
             delivered += 1
-        self.metrics.deliveries.inc(delivered)
+        self.metrics.totals.deliveries += delivered
 
     async def _enter(self, connection: Connection, action: Enter) -> None:
         room = action.room
@@ -280,24 +289,48 @@ class Node:
             self.broadcast(room, UserLeft(change.username, room))
         self._presence_changed(room)
 
-    async def _publish(self, connection: Connection, action: Publish) -> None:
+    def _submit(self, connection: Connection, action: Publish) -> None:
+        """Hand a message to the store without waiting for it, so the connection's next
+        message is read while this one commits: a connection then has several messages
+        in one batch, and the store works while the loop does. The store reports in
+        submission order, so broadcasts and acks keep the order messages arrived in;
+        any other command of the connection waits until they are all done (`receive`)."""
         retry = Retry(action.username, action.ref) if action.ref is not None else None
-        try:
-            appended = await self.store.append(
-                action.room, action.username, action.content, self._wall_ms(), retry
-            )
-        except StoreUnavailable:
+        connection.publish_started()
+        self.store.submit(
+            action.room,
+            action.username,
+            action.content,
+            self._wall_ms(),
+            retry,
+            partial(self._stored, connection, action),
+        )
+
+    def _stored(
+        self, connection: Connection, action: Publish, outcome: Appended | Exception
+    ) -> None:
+        """Broadcast and ack a stored message (only now: a crash can never leave a
+        delivered message missing from history)."""
+        connection.publish_done()
+        if isinstance(outcome, StoreUnavailable):
             self._send_error(
                 connection, ErrorCode.UNAVAILABLE, "message store unavailable; retry", action.ref
             )
             return
-        message = appended.message
-        if appended.duplicate:
+        if isinstance(outcome, Exception):
+            log.error(
+                "internal error storing a message of connection %s",
+                connection.id,
+                exc_info=outcome,
+            )
+            self._send_error(connection, ErrorCode.INTERNAL, "internal server error", action.ref)
+            return
+        message = outcome.message
+        if outcome.duplicate:
             assert action.ref is not None
             connection.send(Ack(action.ref, id=message.id))
             return
-        self.messages_total += 1
-        self.metrics.messages.inc()
+        self.metrics.totals.messages += 1
         self.message_rate.add(self.now())
         self.broadcast(action.room, message)
         if action.ref is not None:
@@ -340,7 +373,7 @@ class Node:
             "connections": len(self.connections),
             "rooms": self.hub.room_count(),
             "users": self.hub.distinct_users(),
-            "messages_total": self.messages_total,
+            "messages_total": self.metrics.totals.messages,
             "messages_per_second": round(self.message_rate.rate(now), 2),
             "uptime_seconds": round(now - self.started, 3),
             "node": self.id,

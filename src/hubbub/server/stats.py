@@ -1,8 +1,11 @@
 """Counters behind /stats and /metrics."""
 
 from collections import deque
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 
 class RateMeter:
@@ -29,6 +32,21 @@ class RateMeter:
             self._buckets.popleft()
 
 
+class Totals(Collector):
+    """Counters bumped for every message and every fan-out: plain ints, read when
+    scraped, because prometheus_client's Counter takes a lock on each increment."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.deliveries = 0
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("hubbub_messages", "Chat messages accepted", self.messages)
+        yield CounterMetricFamily(
+            "hubbub_deliveries", "Frames queued to connections by fan-out", self.deliveries
+        )
+
+
 class Metrics:
     """Prometheus metrics of one node, in a registry of its own (nodes may share a process)."""
 
@@ -46,10 +64,8 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
-        self.messages = Counter("hubbub_messages", "Chat messages accepted", registry=self.registry)
-        self.deliveries = Counter(
-            "hubbub_deliveries", "Frames queued to connections by fan-out", registry=self.registry
-        )
+        self.totals = Totals()
+        self.registry.register(self.totals)
         self.errors = Counter(
             "hubbub_errors_sent", "error events sent to clients", ["code"], registry=self.registry
         )

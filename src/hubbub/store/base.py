@@ -9,11 +9,14 @@ Guarantees (checked by tests/contract/test_message_store.py for every store):
   stores nothing and returns the first message, marked `duplicate`.
 - Retention removes the oldest messages of a room first; `since` reports
   `truncated` when messages after the asked-for id are gone.
+- `submit` reports results in the order messages were submitted, so a
+  server can broadcast without waiting and still keep each room in id order.
 - Any failure of the underlying storage raises `StoreUnavailable`, never
   something else, so the server can answer `unavailable`; the store recovers
   by itself when the storage does.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -63,6 +66,11 @@ class Retention:
     max_age_ms: int = 30 * 24 * 3600 * 1000
 
 
+Stored = Callable[["Appended | Exception"], None]
+"""Told the outcome of a `submit`: the stored message, or the error (`StoreUnavailable`
+when the storage failed)."""
+
+
 class MessageStore(Protocol):
     async def open(self) -> None:
         """Create or migrate what the store needs; called once before use."""
@@ -72,6 +80,21 @@ class MessageStore(Protocol):
         self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None = None
     ) -> Appended:
         """Store a message (once per `retry` key) and return it with its id."""
+        ...
+
+    def submit(
+        self,
+        room: str,
+        sender: str,
+        content: str,
+        timestamp_ms: int,
+        retry: Retry | None,
+        stored: Stored,
+    ) -> None:
+        """`append` without awaiting: `stored` is called on the event loop once the
+        message is stored (or failed), possibly before `submit` returns; calls come in
+        the order of the submits. Lets a connection have several messages in one batch
+        without a task for each."""
         ...
 
     async def history(self, room: str, before: int | None, limit: int) -> Page:

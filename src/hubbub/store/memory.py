@@ -4,7 +4,7 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 
 from hubbub.protocol.events import ChatMessage
-from hubbub.store.base import DEDUPE_WINDOW_MS, Appended, Page, Retention, Retry
+from hubbub.store.base import DEDUPE_WINDOW_MS, Appended, Page, Retention, Retry, Stored
 
 
 class MemoryStore:
@@ -18,6 +18,22 @@ class MemoryStore:
 
     async def append(
         self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None = None
+    ) -> Appended:
+        return self._append(room, sender, content, timestamp_ms, retry)
+
+    def submit(
+        self,
+        room: str,
+        sender: str,
+        content: str,
+        timestamp_ms: int,
+        retry: Retry | None,
+        stored: Stored,
+    ) -> None:
+        stored(self._append(room, sender, content, timestamp_ms, retry))
+
+    def _append(
+        self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None
     ) -> Appended:
         if retry is not None:
             first = self._retries.get((room, retry.sender, retry.key()))

@@ -41,10 +41,14 @@ class RecentRetries:
             return None
         return found
 
-    def remember(self, key: RetryKey, first: First) -> None:
-        self._firsts[key] = first
-        self._firsts.move_to_end(key)
-        self._expire(first[1])
+    def remember(self, firsts: dict[RetryKey, First]) -> None:
+        """Remember the first message of each key (a batch's, in the order stored)."""
+        if not firsts:
+            return
+        for key, first in firsts.items():
+            self._firsts[key] = first
+            self._firsts.move_to_end(key)
+        self._expire(max(first[1] for first in firsts.values()))
 
     def __len__(self) -> int:
         return len(self._firsts)

@@ -41,6 +41,7 @@ from hubbub.store.base import (
     Page,
     Retention,
     Retry,
+    Stored,
     StoreUnavailable,
 )
 from hubbub.store.recent import RecentRetries, RetryKey
@@ -49,8 +50,8 @@ log = logging.getLogger("hubbub.store")
 
 T = TypeVar("T")
 
-_Result = tuple["asyncio.Future[Any]", Any, BaseException | None]
-"""A job's future and what to settle it with: a value, or an error."""
+_Result = tuple["asyncio.Future[Any] | Stored", Any, Exception | None]
+"""Whom to tell (a job's future, or an append's callback) and what: a value, or an error."""
 
 MAX_BATCH = 1000
 CHECKPOINT_INTERVAL_SECONDS = 1.0
@@ -88,7 +89,7 @@ class _Append:
     content: str
     timestamp_ms: int
     key: str | None
-    future: "asyncio.Future[Appended]"
+    stored: Stored
 
 
 @dataclass
@@ -98,6 +99,8 @@ class SqliteStore:
     synchronous: str = "FULL"
     _jobs: "queue.SimpleQueue[_Job | _Append | None]" = field(default_factory=queue.SimpleQueue)
     _writer: threading.Thread | None = None
+    _writing: bool = False
+    """True while the writer thread takes jobs (cheaper to read than `is_alive()`)."""
     _readers: ThreadPoolExecutor | None = None
     _local: threading.local = field(default_factory=threading.local)
     _reader_connections: list[sqlite3.Connection] = field(default_factory=list)
@@ -176,21 +179,25 @@ class SqliteStore:
             self._migrate(connection)
             connection.execute("PRAGMA wal_autocheckpoint = 0")
             _load_recent_retries(connection, self._recent)
-        except BaseException as error:
+        except Exception as error:
             opened: list[_Result] = [(ready, None, error)]
             loop.call_soon_threadsafe(_settle, opened)
             return
+        self._writing = True
         opened = [(ready, None, None)]
         loop.call_soon_threadsafe(_settle, opened)
         carried: list[_Job | _Append | None] = []
-        while (job := carried.pop() if carried else self._jobs.get()) is not None:
-            if isinstance(job, _Job):
-                value, failure = self._in_transaction(connection, job.run)
-                results: list[_Result] = [(job.future, value, failure)]
-            else:
-                results = self._append_all(connection, self._waiting_appends(job, carried))
-            loop.call_soon_threadsafe(_settle, results)
-        connection.close()
+        try:
+            while (job := carried.pop() if carried else self._jobs.get()) is not None:
+                if isinstance(job, _Job):
+                    value, failure = self._in_transaction(connection, job.run)
+                    results: list[_Result] = [(job.future, value, failure)]
+                else:
+                    results = self._append_all(connection, self._waiting_appends(job, carried))
+                loop.call_soon_threadsafe(_settle, results)
+        finally:
+            self._writing = False
+            connection.close()
 
     def _waiting_appends(
         self, first: _Append, carried: list[_Job | _Append | None]
@@ -214,11 +221,10 @@ class SqliteStore:
 
         done, failure = self._guarded(connection, store)
         if done is None:
-            return [(append.future, None, failure) for append in appends]
-        for key, first in done.firsts.items():
-            self._recent.remember(key, first)
+            return [(append.stored, None, failure) for append in appends]
+        self._recent.remember(done.firsts)
         self._last_ids.update(done.last_ids)
-        return [(a.future, value, None) for a, value in zip(appends, done.results, strict=True)]
+        return [(a.stored, value, None) for a, value in zip(appends, done.results, strict=True)]
 
     def _in_transaction(
         self, connection: sqlite3.Connection, run: Callable[[sqlite3.Connection], T]
@@ -259,7 +265,7 @@ class SqliteStore:
         return value, None
 
     async def _write(self, run: Callable[[sqlite3.Connection], T]) -> T:
-        if self._writer is None or not self._writer.is_alive():
+        if not self._writing:
             raise StoreUnavailable("store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.put(_Job(run, future))
@@ -288,12 +294,33 @@ class SqliteStore:
     async def append(
         self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None = None
     ) -> Appended:
-        if self._writer is None or not self._writer.is_alive():
-            raise StoreUnavailable("store is not open")
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-        key = retry.key() if retry is not None else None
-        self._jobs.put(_Append(room, sender, content, timestamp_ms, key, future))
+
+        def stored(outcome: Appended | Exception) -> None:
+            if future.done():
+                return
+            if isinstance(outcome, Exception):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+        self.submit(room, sender, content, timestamp_ms, retry, stored)
         return await future
+
+    def submit(
+        self,
+        room: str,
+        sender: str,
+        content: str,
+        timestamp_ms: int,
+        retry: Retry | None,
+        stored: Stored,
+    ) -> None:
+        if not self._writing:
+            stored(StoreUnavailable("store is not open"))
+            return
+        key = retry.key() if retry is not None else None
+        self._jobs.put(_Append(room, sender, content, timestamp_ms, key, stored))
 
     async def history(self, room: str, before: int | None, limit: int) -> Page:
         def run(connection: sqlite3.Connection) -> Page:
@@ -494,8 +521,7 @@ def _load_recent_retries(connection: sqlite3.Connection, recent: RecentRetries) 
             if retry_key is not None:
                 found.append((timestamp, (room, sender, retry_key), (message_id, timestamp)))
     found.sort(key=lambda entry: entry[0])
-    for _, key, first in found[-recent.capacity :]:
-        recent.remember(key, first)
+    recent.remember({key: first for _, key, first in found[-recent.capacity :]})
 
 
 def _rooms_with_messages(connection: sqlite3.Connection) -> list[str]:
@@ -515,10 +541,15 @@ def _messages(room: str, rows: list[Any]) -> tuple[ChatMessage, ...]:
 
 
 def _settle(results: list[_Result]) -> None:
-    for future, value, error in results:
-        if future.cancelled():
+    for whom, value, error in results:
+        if not isinstance(whom, asyncio.Future):
+            try:
+                whom(error if error is not None else value)
+            except Exception:
+                log.exception("a caller failed handling a stored message")
+        elif whom.cancelled():
             continue
-        if error is not None:
-            future.set_exception(error)
+        elif error is not None:
+            whom.set_exception(error)
         else:
-            future.set_result(value)
+            whom.set_result(value)
