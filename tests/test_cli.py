@@ -46,6 +46,7 @@ def test_help_shows_every_setting_with_its_environment_variable() -> None:
         (["--heartbeat", "-1"], {}, "--heartbeat"),
         (["--max-message-size", "10"], {}, "--max-message-size"),
         (["--port", "70000"], {}, "--port"),
+        (["--flush-delay", "2"], {}, "--flush-delay"),
         ([], {"HUBBUB_MAX_CONNECTIONS": "0"}, "HUBBUB_MAX_CONNECTIONS"),
         ([], {"HUBBUB_PORT": "many"}, "HUBBUB_PORT"),
     ],

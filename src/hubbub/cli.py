@@ -79,6 +79,12 @@ _SERVE_OPTIONS = [
     ),
     _option("max_outbound_buffer", int, "Bytes queued for one client before it is closed (1013)."),
     _option("compression", bool, "Offer permessage-deflate."),
+    _option(
+        "flush_delay",
+        float,
+        "Seconds frames wait so that more share one write per client (0: none). "
+        "Less CPU per delivery, more latency.",
+    ),
     _option("max_room_members", int, "Connections one room may hold (beyond: room_full)."),
     _option("max_rooms_per_connection", int, "Rooms one connection may be in (beyond: room_full)."),
     _option("handshake_timeout", float, "Seconds a client has to complete its first request."),

@@ -33,6 +33,9 @@ class Settings:
     max_outbound_buffer: int = 1024 * 1024
     """Bytes queued for one connection before it is a slow consumer (1013)."""
     compression: bool = True
+    flush_delay: float = 0.0
+    """Seconds frames wait before a connection's write, so more share one write (0: the
+    end of the event-loop turn). Trades latency for CPU; see docs/benchmarks.md."""
     max_room_members: int = 10_000
     """Connections one room may hold (beyond: `room_full`)."""
     max_rooms_per_connection: int = 100
@@ -76,6 +79,7 @@ class Settings:
             "max_rooms_per_connection",
         ):
             _require(name, getattr(self, name) >= 1, "must be at least 1")
+        _require("flush_delay", 0 <= self.flush_delay <= 1, "must be 0..1 seconds")
         _require("port", 0 <= self.port <= 65535, "must be 0..65535")
         _require("max_message_size", self.max_message_size >= 1024, "must be at least 1024 bytes")
         _require(

@@ -5,13 +5,17 @@ import asyncio
 import aiohttp
 import msgpack
 import orjson
+import pytest
 
 from hubbub.client import ChatClient
 from tests.conftest import StartServer
 
 
-async def test_a_burst_arrives_whole_and_in_order(start_server: StartServer) -> None:
-    server = await start_server(rate=100_000, rate_burst=100_000)
+@pytest.mark.parametrize("flush_delay", [0.0, 0.02])
+async def test_a_burst_arrives_whole_and_in_order(
+    start_server: StartServer, flush_delay: float
+) -> None:
+    server = await start_server(rate=100_000, rate_burst=100_000, flush_delay=flush_delay)
     async with (
         await ChatClient.connect(server.ws_url, compress=False) as sender,
         await ChatClient.connect(server.ws_url, compress=False) as receiver,

@@ -76,7 +76,7 @@ class Node:
         self.hub: Hub[Connection] = Hub()
         self.connections: set[Connection] = set()
         self.heartbeat: HeartbeatWheel[Connection] = HeartbeatWheel(settings.heartbeat)
-        self.flusher = Flusher()
+        self.flusher = Flusher(settings.flush_delay)
         self.metrics = Metrics()
         self.metrics.rooms.set_function(self.hub.room_count)
         self.message_rate = RateMeter()
