@@ -169,13 +169,13 @@ class Node:
         except Refusal as refusal:
             command = refusal
         actions = connection.session.handle(command, self.now())
-        if len(actions) == 1 and isinstance(actions[0], Publish):
-            if connection.publishing >= MAX_PUBLISHES_IN_FLIGHT:
-                await connection.publishes_settled(MAX_PUBLISHES_IN_FLIGHT - 1)
-            self._submit(connection, actions[0])
-            return
-        await connection.publishes_settled(0)
         try:
+            if len(actions) == 1 and isinstance(actions[0], Publish):
+                if connection.publishing >= MAX_PUBLISHES_IN_FLIGHT:
+                    await connection.publishes_settled(MAX_PUBLISHES_IN_FLIGHT - 1)
+                self._submit(connection, actions[0])
+                return
+            await connection.publishes_settled(0)
             await self._run(connection, actions)
         except Exception:
             log.exception("internal error handling an event of connection %s", connection.id)
