@@ -170,19 +170,23 @@ class Node:
             command = refusal
         actions = connection.session.handle(command, self.now())
         try:
-            if len(actions) == 1 and isinstance(actions[0], Publish):
-                if connection.publishing >= MAX_PUBLISHES_IN_FLIGHT:
-                    await connection.publishes_settled(MAX_PUBLISHES_IN_FLIGHT - 1)
-                self._submit(connection, actions[0])
-                return
-            await connection.publishes_settled(0)
             await self._run(connection, actions)
         except Exception:
             log.exception("internal error handling an event of connection %s", connection.id)
             self._send_error(connection, ErrorCode.INTERNAL, "internal server error", command.ref)
 
     async def _run(self, connection: Connection, actions: Iterable[Action]) -> None:
+        """Perform actions in order. A `Publish` is handed to the store without waiting
+        (`_submit`); any other action first waits until the connection's messages are
+        stored and broadcast, so nothing overtakes them."""
         for action in actions:
+            if isinstance(action, Publish):
+                if connection.publishing >= MAX_PUBLISHES_IN_FLIGHT:
+                    await connection.publishes_settled(MAX_PUBLISHES_IN_FLIGHT - 1)
+                self._submit(connection, action)
+                continue
+            if connection.publishing:
+                await connection.publishes_settled(0)
             match action:
                 case Reply(event):
                     if isinstance(event, Error):
@@ -192,9 +196,6 @@ class Node:
                     await self._enter(connection, action)
                 case Exit(room):
                     self._exit(connection, room)
-                case Publish():
-                    self._submit(connection, action)
-                    await connection.publishes_settled(0)
                 case Notify(room, event):
                     self.broadcast(room, event, exclude=connection)
                 case FetchHistory():
@@ -294,7 +295,7 @@ class Node:
         message is read while this one commits: a connection then has several messages
         in one batch, and the store works while the loop does. The store reports in
         submission order, so broadcasts and acks keep the order messages arrived in;
-        any other command of the connection waits until they are all done (`receive`)."""
+        any other action of the connection waits until they are all done (`_run`)."""
         retry = Retry(action.username, action.ref) if action.ref is not None else None
         connection.publish_started()
         self.store.submit(
