@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hubbub.store.base import Retry, StoreUnavailable
-from hubbub.store.sqlite import SqliteStore, _migrations
+from hubbub.store.sqlite import PAGE_SIZE, SqliteStore, _migrations
 
 T0 = 1_795_674_063_000
 
@@ -56,8 +56,9 @@ async def test_messages_and_ids_survive_reopening(tmp_path: Path) -> None:
 
 async def test_schema_is_versioned_and_in_wal_mode(store: SqliteStore) -> None:
     with sqlite3.connect(store.path) as connection:
-        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (4,)
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (5,)
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert connection.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
 
 
 async def test_reopening_does_not_migrate_twice(tmp_path: Path) -> None:
@@ -67,10 +68,12 @@ async def test_reopening_does_not_migrate_twice(tmp_path: Path) -> None:
         await store.open()
         await store.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT count(*) FROM schema_version").fetchone() == (4,)
+        assert connection.execute("SELECT count(*) FROM schema_version").fetchone() == (5,)
 
 
-async def test_a_version_3_database_is_migrated_and_keeps_ids_and_retries(tmp_path: Path) -> None:
+async def test_a_version_3_database_is_migrated_and_keeps_messages_ids_and_retries(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "hubbub.db"
     with sqlite3.connect(path, isolation_level=None) as old:
         old.execute("PRAGMA journal_mode = WAL")
@@ -88,13 +91,16 @@ async def test_a_version_3_database_is_migrated_and_keeps_ids_and_retries(tmp_pa
         assert retried.duplicate
         assert retried.message.id == 8
         assert (await store.append("r", "ann", "new", T0 + 2000)).message.id == 10
+        page = await store.history("r", None, 10)
+        assert [(m.id, m.content) for m in page.messages] == [(8, "kept"), (10, "new")]
     finally:
         await store.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (4,)
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (5,)
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_schema")}
         assert "retries" not in tables
         assert "messages_age" not in tables
+        assert "messages_room_id" in tables
 
 
 async def test_locked_database_is_unavailable_then_recovers(

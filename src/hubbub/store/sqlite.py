@@ -12,8 +12,9 @@ through `json_each`, so SQLite parses, inserts and commits the whole batch
 in a single step with the GIL released. Python's sqlite3 gives the GIL up
 around every step, and a writer thread that has to win it back from a busy
 event loop several times per batch spent most of its time waiting; one step
-is one wait. The same thinking keeps per-message page writes down: a
-message's only write is its row in its room's range of the primary key.
+is one wait. The same thinking keeps per-message page writes down: rows are
+stored in arrival order, so a batch fills a few pages at the end of the table,
+plus one page of the (room, id) index per busy room.
 Retry keys are looked up in memory (`RecentRetries`), rooms' counters are
 cached by the writer, and `rooms.last_id` is written only when retention
 deletes, so an id is never handed out twice even after a room was emptied.
@@ -21,6 +22,7 @@ deletes, so an id is never handed out twice even after a room was emptied.
 
 import asyncio
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -56,6 +58,14 @@ _Result = tuple["asyncio.Future[Any] | Stored", Any, Exception | None]
 MAX_BATCH = 1000
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 PRUNE_CHUNK = 5000
+PAGE_SIZE = 1024
+"""Bytes per page of a new database. A commit writes every page it touched to the
+WAL whole, and a batch touches one index page per busy room: small pages keep
+that write (and its checksum) small. Existing databases keep their page size."""
+MIN_FREE_BYTES = 256 * 1024
+"""Below this much free space on the database's filesystem the store calls itself
+unhealthy. The probe's own write can land in WAL space allocated earlier, so its
+success alone does not show that the disk has room for the next batch."""
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -153,6 +163,7 @@ class SqliteStore:
             connection.close()
 
     def _migrate(self, connection: sqlite3.Connection) -> None:
+        connection.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         row = connection.execute("SELECT max(version) FROM schema_version").fetchone()
@@ -402,16 +413,17 @@ class SqliteStore:
         return removed
 
     async def healthy(self) -> bool:
-        def probe(connection: sqlite3.Connection) -> None:
+        def probe(connection: sqlite3.Connection) -> bool:
             connection.execute(
                 "INSERT OR REPLACE INTO probe (id, at) VALUES (1, ?)", (time.time_ns() // 1000,)
             )
+            space = os.statvfs(self.path.parent)
+            return space.f_bavail * space.f_frsize >= MIN_FREE_BYTES
 
         try:
-            await self._write(probe)
+            return await self._write(probe)
         except StoreUnavailable:
             return False
-        return True
 
     async def close(self) -> None:
         self._stopping.set()
