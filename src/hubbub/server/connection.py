@@ -4,11 +4,10 @@ Following gorilla's chat example, a connection has one reader (the HTTP
 handler) and one writer. Fan-out only appends an already-encoded `Frame`,
 without awaiting, so a broadcast costs no task and no await per member.
 
-Without compression the writer is not even a task: frames queued during a
-loop turn go out in one `transport.write` at the end of the turn (see
-`Flusher`), one system call for many frames. With permessage-deflate each frame must pass
-through the connection's own compressor, so a writer task sends them one by
-one through aiohttp.
+The writer is not even a task: frames queued during a loop turn go out in
+one `transport.write` at the end of the turn (see `Flusher`), one system call
+for many frames. With permessage-deflate the frames are compressed once for
+every member (see `Deflater`), so compressed connections take the same path.
 
 A buffer past `max_outbound_buffer` means a dead or slow client: `typing`
 and `online_users` frames are shed first (the next one supersedes them; they
@@ -26,14 +25,14 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from hubbub.core.session import Session
 from hubbub.protocol.codecs import Codec
 from hubbub.protocol.events import ServerEvent
 from hubbub.server.flusher import Flusher
-from hubbub.server.frames import PING, Frame, frame_of
+from hubbub.server.frames import PING, Deflater, Frame, frame_of
 
 log = logging.getLogger("hubbub.connection")
 
@@ -57,6 +56,7 @@ class Connection:
         ip: str,
         max_buffer: int,
         flusher: Flusher,
+        deflater: Deflater | None = None,
     ) -> None:
         self.ws = ws
         self._stream = stream
@@ -65,7 +65,7 @@ class Connection:
         self.session = session
         self.id = connection_id
         self.ip = ip
-        self._compressed = bool(ws.compress)
+        self._deflater = deflater
         self._max_buffer = max_buffer
         self._queue: deque[Frame] = deque()
         """Frames not yet handed to the transport."""
@@ -76,9 +76,6 @@ class Connection:
         """Bytes in the queue and the held list."""
         self._flusher = flusher
         self._flush_scheduled = False
-        self._wakeup = asyncio.Event()
-        self._drained = asyncio.Event()
-        """Set by the compressed writer whenever its queue runs empty."""
         self._close_request: tuple[int, str] | None = None
         self._writer: asyncio.Task[None] | None = None
         self.on_give_up: Callable[[Connection], None] | None = None
@@ -135,22 +132,25 @@ class Connection:
         self._kick()
 
     def _kick(self) -> None:
-        if self._compressed:
-            self._wakeup.set()
-        elif not self._flush_scheduled:
+        if not self._flush_scheduled:
             self._flush_scheduled = True
             self._flusher.mark(self)
 
     def flush(self) -> None:
-        """Write every queued frame in one system call (uncompressed connections)."""
+        """Write every queued frame in one system call."""
         self._flush_scheduled = False
         if not self._queue:
             return
         frames, self._queue = self._queue, deque()
         for frame in frames:
             self._queued_bytes -= len(frame.payload)
-        if not self._transport.is_closing():
+        if self._transport.is_closing():
+            return
+        deflater = self._deflater
+        if deflater is None:
             self._transport.write(b"".join([frame.wire for frame in frames]))
+        else:
+            self._transport.write(b"".join([frame.deflated_wire(deflater) for frame in frames]))
 
     def ping(self) -> None:
         """Queue a WebSocket ping, ahead of frames held back by a replay."""
@@ -205,11 +205,7 @@ class Connection:
 
     async def drained(self) -> None:
         """Wait until what was queued has been handed to the socket, and the socket drained."""
-        if not self._compressed:
-            self.flush()
-        while self._queue and self._close_request is None:
-            self._drained.clear()
-            await self._drained.wait()
+        self.flush()
         if self._close_request is None:
             await self._stream.drain()
 
@@ -230,12 +226,8 @@ class Connection:
             return
         self._close_request = (code, reason)
         self._held = None
-        self._drained.set()
-        if self._compressed:
-            self._wakeup.set()
-        else:
-            self.flush()
-            self._writer = asyncio.create_task(self._send_close())
+        self.flush()
+        self._writer = asyncio.create_task(self._send_close())
 
     def buffered(self) -> int:
         return self._queued_bytes + self._transport.get_write_buffer_size()
@@ -261,18 +253,14 @@ class Connection:
         writer = self._writer
         self._close_request = (SLOW_CONSUMER, "slow consumer")
         self._held = None
-        # A compressed writer may be stuck waiting for the peer to drain: close without it.
+        # A close already under way may be stuck waiting for the peer to drain.
         if writer is not None:
             writer.cancel()
         self._writer = asyncio.create_task(self._send_close())
         if self.on_give_up is not None:
             asyncio.get_running_loop().call_soon(self.on_give_up, self)
 
-    # --- the writer ------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._compressed:
-            self._writer = asyncio.create_task(self._write_loop())
+    # --- closing -------------------------------------------------------------------
 
     async def finish(self) -> None:
         """After the reader stopped: let a requested close complete (bounded), then stop writing."""
@@ -288,23 +276,6 @@ class Connection:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await writer
-
-    async def _write_loop(self) -> None:
-        """The compressed path: each frame goes through this connection's compressor."""
-        ws = self.ws
-        try:
-            while self._close_request is None or self._queue:
-                if not self._queue:
-                    self._drained.set()
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
-                frame = self._queue.popleft()
-                self._queued_bytes -= len(frame.payload)
-                await ws.send_frame(frame.payload, WSMsgType(frame.opcode))
-        except ConnectionError:
-            return
-        await self._send_close()
 
     async def _send_close(self) -> None:
         assert self._close_request is not None

@@ -42,7 +42,7 @@ from hubbub.protocol.events import (
 from hubbub.protocol.validation import parse_command
 from hubbub.server.connection import Connection
 from hubbub.server.flusher import Flusher
-from hubbub.server.frames import Frame, frame_of
+from hubbub.server.frames import Deflater, Frame, frame_of
 from hubbub.server.stats import Metrics, RateMeter
 from hubbub.store.base import Appended, MessageStore, Retention, Retry, StoreUnavailable
 
@@ -77,6 +77,7 @@ class Node:
         self.connections: set[Connection] = set()
         self.heartbeat: HeartbeatWheel[Connection] = HeartbeatWheel(settings.heartbeat)
         self.flusher = Flusher(settings.flush_delay)
+        self._deflaters: dict[int, Deflater] = {}
         self.metrics = Metrics()
         self.metrics.rooms.set_function(self.hub.room_count)
         self.message_rate = RateMeter()
@@ -132,6 +133,13 @@ class Node:
         else:
             if removed:
                 log.info("retention removed %d messages", removed)
+
+    def deflater(self, window_bits: int) -> Deflater:
+        """The compressor shared by every member that negotiated this window size."""
+        deflater = self._deflaters.get(window_bits)
+        if deflater is None:
+            deflater = self._deflaters[window_bits] = Deflater(window_bits)
+        return deflater
 
     def open(self, connection: Connection) -> None:
         self.connections.add(connection)

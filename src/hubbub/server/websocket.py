@@ -3,7 +3,9 @@
 import logging
 import secrets
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType, hdrs, web
+from aiohttp.web_request import BaseRequest
+from multidict import CIMultiDict
 
 from hubbub.core.admission import Refused
 from hubbub.core.auth import Identity, InvalidToken, verify_token
@@ -28,6 +30,26 @@ _REFUSALS = {
     Refused.SERVER_FULL: "server is at its connection limit",
     Refused.TOO_MANY_FROM_IP: "too many connections from this address",
 }
+
+
+class SharedDeflateResponse(web.WebSocketResponse):
+    """A WebSocket response that accepts permessage-deflate without context takeover.
+
+    RFC 7692 (section 7.1.1.1) lets a server add `server_no_context_takeover`
+    to any offer it accepts. With it every message is compressed on its own,
+    so one compressed frame serves every member of a room (see `Deflater`)
+    instead of a compressor per connection. aiohttp decides the answer in
+    `_handshake`, its one place for it.
+    """
+
+    def _handshake(self, request: BaseRequest) -> tuple["CIMultiDict[str]", str | None, int, bool]:
+        headers, protocol, window_bits, _ = super()._handshake(request)
+        if window_bits:
+            extension = "permessage-deflate; server_no_context_takeover"
+            if window_bits < 15:
+                extension += f"; server_max_window_bits={window_bits}"
+            headers[hdrs.SEC_WEBSOCKET_EXTENSIONS] = extension
+        return headers, protocol, window_bits, True
 
 
 async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
@@ -71,7 +93,7 @@ async def _serve(request: web.Request, ip: str, identity: Identity | None) -> we
     offered = request.headers.get("Sec-WebSocket-Protocol", "").split(",")
     chosen = choose_subprotocol(part.strip() for part in offered)
     limit = settings.max_message_size
-    ws = web.WebSocketResponse(
+    ws = SharedDeflateResponse(
         protocols=(chosen,) if chosen else (),
         autoping=False,
         # aiohttp refuses a message of exactly its limit; ours is the largest allowed size.
@@ -98,6 +120,7 @@ async def _serve(request: web.Request, ip: str, identity: Identity | None) -> we
         ip,
         settings.max_outbound_buffer,
         node.flusher,
+        node.deflater(int(ws.compress)) if ws.compress else None,
     )
     opened = node.now()
     log.info(
@@ -107,7 +130,6 @@ async def _serve(request: web.Request, ip: str, identity: Identity | None) -> we
         codec.name,
         bool(ws.compress),
     )
-    connection.start()
     node.open(connection)
     try:
         async for message in ws:
