@@ -22,7 +22,6 @@ dropped, so the client sees every id once and in order.
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable
 
 from aiohttp import web
@@ -67,7 +66,7 @@ class Connection:
         self.ip = ip
         self._deflater = deflater
         self._max_buffer = max_buffer
-        self._queue: deque[Frame] = deque()
+        self._queue: list[Frame] = []
         """Frames not yet handed to the transport."""
         self._held: list[Frame] | None = None
         self._floors: dict[str, int] = {}
@@ -141,16 +140,16 @@ class Connection:
         self._flush_scheduled = False
         if not self._queue:
             return
-        frames, self._queue = self._queue, deque()
-        for frame in frames:
-            self._queued_bytes -= len(frame.payload)
+        frames, self._queue = self._queue, []
+        self._queued_bytes -= sum([len(frame.payload) for frame in frames])
         if self._transport.is_closing():
             return
         deflater = self._deflater
         if deflater is None:
-            self._transport.write(b"".join([frame.wire for frame in frames]))
+            wires = [frame.wire for frame in frames]
         else:
-            self._transport.write(b"".join([frame.deflated_wire(deflater) for frame in frames]))
+            wires = [frame.deflated_wire(deflater) for frame in frames]
+        self._transport.write(wires[0] if len(wires) == 1 else b"".join(wires))
 
     def ping(self) -> None:
         """Queue a WebSocket ping, ahead of frames held back by a replay."""
@@ -234,7 +233,7 @@ class Connection:
 
     def _make_room(self, needed: int) -> bool:
         """Shed what can be shed; if still over the limit, give up on the connection."""
-        kept = deque(queued for queued in self._queue if not queued.sheddable)
+        kept = [queued for queued in self._queue if not queued.sheddable]
         held = [queued for queued in self._held or () if not queued.sheddable]
         self.frames_shed += len(self._queue) - len(kept) + len(self._held or ()) - len(held)
         self._queue = kept
