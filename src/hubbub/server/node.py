@@ -96,12 +96,14 @@ class Node:
 
     async def start(self) -> None:
         """Open the store and apply retention once before serving, then now and then."""
+        self.metrics.gc_pauses.watch()
         await self.store.open()
         await self._prune()
         self._pruner = asyncio.create_task(self._prune_forever())
         self._beater = asyncio.create_task(self._beat_forever())
 
     async def stop(self) -> None:
+        self.metrics.gc_pauses.stop()
         for task in (self._pruner, self._beater):
             if task is not None:
                 task.cancel()

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from hubbub.config import Settings
 from hubbub.server.app import build_app
+from hubbub.server.gc_tuning import tune_for_serving
 from hubbub.server.keys import NODE
 from hubbub.server.listener import Listener
 from hubbub.server.node import Node
@@ -67,6 +68,7 @@ async def start(settings: Settings) -> RunningServer:
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     server = await start(settings)
+    tune_for_serving()
     log.info(
         "hubbub listening on %s (store: %s; authentication: %s)",
         server.url,

@@ -7,6 +7,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hubbub.server.gc_tuning import GcPauses
+
 
 class RateMeter:
     """Events per second over a sliding window of whole seconds."""
@@ -80,3 +82,5 @@ class Metrics:
             registry=self.registry,
         )
         self.rooms = Gauge("hubbub_rooms", "Rooms with at least one member", registry=self.registry)
+        self.gc_pauses = GcPauses()
+        self.registry.register(self.gc_pauses)
