@@ -105,7 +105,25 @@ class Connection:
         self.enqueue(frame_of(event, self.codec))
 
     def enqueue(self, frame: Frame) -> None:
-        """Queue an encoded frame (or hold it during a replay). Never blocks, never awaits."""
+        """Queue an encoded frame (or hold it during a replay). Never blocks, never awaits.
+
+        The common case (open, no replay under way, room in the buffer) is handled
+        here; it runs once per member per broadcast, so it avoids the general path."""
+        if (
+            self._close_request is None
+            and self._held is None
+            and not self._floors
+            and not frame.sheddable
+        ):
+            size = len(frame.payload)
+            queued = self._queued_bytes + size
+            if queued + self._transport.get_write_buffer_size() <= self._max_buffer:
+                self._queued_bytes = queued
+                self._queue.append(frame)
+                if not self._flush_scheduled:
+                    self._flush_scheduled = True
+                    self._flusher.mark(self)
+                return
         self._add(frame, live=True)
 
     def _add(self, frame: Frame, live: bool) -> None:
@@ -141,15 +159,19 @@ class Connection:
         if not self._queue:
             return
         frames, self._queue = self._queue, []
-        self._queued_bytes -= sum([len(frame.payload) for frame in frames])
-        if self._transport.is_closing():
-            return
         deflater = self._deflater
-        if deflater is None:
-            wires = [frame.wire for frame in frames]
+        if len(frames) == 1:
+            frame = frames[0]
+            self._queued_bytes -= len(frame.payload)
+            data = frame.wire if deflater is None else frame.deflated_wire(deflater)
         else:
-            wires = [frame.deflated_wire(deflater) for frame in frames]
-        self._transport.write(wires[0] if len(wires) == 1 else b"".join(wires))
+            self._queued_bytes -= sum([len(frame.payload) for frame in frames])
+            if deflater is None:
+                data = b"".join([frame.wire for frame in frames])
+            else:
+                data = b"".join([frame.deflated_wire(deflater) for frame in frames])
+        if not self._transport.is_closing():
+            self._transport.write(data)
 
     def ping(self) -> None:
         """Queue a WebSocket ping, ahead of frames held back by a replay."""

@@ -219,14 +219,18 @@ class Node:
         if not members:
             return
         frames: dict[Codec, Frame] = {}
+        last_codec: Codec | None = None
+        frame: Frame | None = None
         delivered = 0
         for member in members:
             if member is exclude:
                 continue
             codec = member.codec
-            frame = frames.get(codec)
-            if frame is None:
-                frame = frames[codec] = frame_of(event, codec)
+            if codec is not last_codec:
+                last_codec, frame = codec, frames.get(codec)
+                if frame is None:
+                    frame = frames[codec] = frame_of(event, codec)
+            assert frame is not None
             member.enqueue(frame)
             delivered += 1
         self.metrics.totals.deliveries += delivered
