@@ -27,8 +27,9 @@ def _cell(value: float | None, reference: float | None) -> str:
 
 def order_servers(servers: list[str]) -> list[str]:
     """The reference first, Hubbub next, then the others by name."""
-    rest = sorted(name for name in servers if name not in (REFERENCE, "hubbub"))
-    return [name for name in (REFERENCE, "hubbub") if name in servers] + rest
+    first = (REFERENCE, "hubbub", "hubbub-memory")
+    rest = sorted(name for name in servers if name not in first)
+    return [name for name in first if name in servers] + rest
 
 
 def markdown_table(summary: dict[str, dict[str, float | None]]) -> str:

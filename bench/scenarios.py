@@ -40,7 +40,7 @@ class Rig:
 
     def __init__(self, server_name: str, plan: Plan, split: CoreSplit, compression: bool) -> None:
         spec = SERVERS[server_name]
-        extra = plan.hubbub_args if server_name == "hubbub" else ()
+        extra = plan.hubbub_args if server_name.startswith("hubbub") else ()
         self.server = RunningServer(spec, split.server, compression, extra, plan.log_path)
         self.split = split
         try:

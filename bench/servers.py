@@ -36,6 +36,12 @@ def _hubbub_command(port: int, compression: bool) -> list[str]:
     return [sys.executable, "-m", "hubbub", "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
+def _hubbub_memory_command(port: int, compression: bool) -> list[str]:
+    """Hubbub with the in-memory store: like the peers, it keeps no history on disk, so
+    its latency has no fsync in it (the default SQLite store commits before broadcasting)."""
+    return [*_hubbub_command(port, compression), "--store", "memory"]
+
+
 def _go_command(port: int, compression: bool) -> list[str]:
     argv = [str(toolchain.GO_PEER_BINARY), "--host", "127.0.0.1", "--port", str(port)]
     return [*argv, "--compress"] if compression else argv
@@ -53,17 +59,25 @@ def _fastapi_command(port: int, compression: bool) -> list[str]:
     return [*argv, "--compress"] if compression else argv
 
 
+_HUBBUB_ENV = {
+    # The benchmark opens up to 10,000 connections from one address.
+    "HUBBUB_MAX_CONNECTIONS": "20000",
+    "HUBBUB_MAX_CONNECTIONS_PER_IP": "20000",
+    "HUBBUB_LOG_LEVEL": "warning",
+}
+
 SERVERS: dict[str, ServerSpec] = {
     "hubbub": ServerSpec(
         "hubbub",
         toolchain.prepare_hubbub,
         _hubbub_command,
-        # The benchmark opens up to 10,000 connections from one address.
-        env={
-            "HUBBUB_MAX_CONNECTIONS": "20000",
-            "HUBBUB_MAX_CONNECTIONS_PER_IP": "20000",
-            "HUBBUB_LOG_LEVEL": "warning",
-        },
+        env=_HUBBUB_ENV,
+    ),
+    "hubbub-memory": ServerSpec(
+        "hubbub-memory",
+        toolchain.prepare_hubbub,
+        _hubbub_memory_command,
+        env=_HUBBUB_ENV,
     ),
     "go": ServerSpec("go", toolchain.prepare_go_peer, _go_command),
     "node": ServerSpec("node", toolchain.prepare_node_peer, _node_command),
