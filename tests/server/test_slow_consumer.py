@@ -1,8 +1,10 @@
 """A client that stops reading: bounded memory, presence shed first, then 1013; others unharmed."""
 
 import asyncio
+import secrets
 
 import aiohttp
+import pytest
 
 from hubbub.client import ChatClient
 from tests.conftest import StartServer
@@ -19,11 +21,12 @@ ROOM = "r" * 64
 
 
 async def stalled_member(
-    http: aiohttp.ClientSession, url: str, room: str = "r"
+    http: aiohttp.ClientSession, url: str, room: str = "r", compress: int = 0
 ) -> aiohttp.ClientWebSocketResponse:
     """Join as `slowpoke`, then read nothing more: aiohttp stops reading the socket once its
     own small buffer is full, so the server's writes back up as with a frozen client."""
-    ws = await http.ws_connect(url, max_msg_size=0, autoclose=False)
+    ws = await http.ws_connect(url, max_msg_size=0, autoclose=False, compress=compress)
+    assert ws.compress == compress
     await ws.send_str(f'{{"type": "join", "room": "{room}", "username": "slowpoke", "ref": "j"}}')
     while (await ws.receive_json()).get("ref") != "j":
         pass
@@ -44,17 +47,22 @@ async def drain_close_code(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | N
                 return None, kinds
 
 
-async def test_a_client_that_never_reads_is_closed_with_1013(start_server: StartServer) -> None:
+@pytest.mark.parametrize("compress", [0, 15], ids=["plain", "deflate"])
+async def test_a_client_that_never_reads_is_closed_with_1013(
+    start_server: StartServer, compress: int
+) -> None:
+    """With permessage-deflate the buffer counts compressed bytes, the memory really held;
+    random text keeps the frames large enough to fill it."""
     server = await start_server(**SLOW_SETTINGS)
     async with (
         aiohttp.ClientSession() as http,
         await ChatClient.connect(server.ws_url) as sender,
         await ChatClient.connect(server.ws_url) as reader,
     ):
-        slow = await stalled_member(http, server.ws_url)
+        slow = await stalled_member(http, server.ws_url, compress=compress)
         await sender.join("r", "sender")
         await reader.join("r", "reader")
-        content = "z" * 3000
+        content = secrets.token_hex(1500)
         acked: list[int] = []
         while not reader.pending("user_left") and len(acked) < 5000:
             acked.append(await sender.say(content, room="r"))
