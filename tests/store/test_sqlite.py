@@ -1,5 +1,6 @@
 """What only the SQLite store does: durability, migrations, failures of the file."""
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -131,3 +132,36 @@ async def test_sqlite_runs_off_the_event_loop_thread(store: SqliteStore) -> None
     await store.since("r", 0, None, 10)
     assert seen
     assert loop_thread not in seen
+
+
+async def test_a_writer_that_dies_leaves_no_append_unanswered(store: SqliteStore) -> None:
+    """A BaseException escapes the writer's guard and ends its thread, as a bug would:
+    what it held and what waited behind it are answered `unavailable`, not forgotten."""
+    started, release = threading.Event(), threading.Event()
+
+    def stall_then_die(connection: sqlite3.Connection) -> None:
+        started.set()
+        release.wait(10)
+        raise SystemExit("a bug in the writer")
+
+    dying = asyncio.ensure_future(store._write(stall_then_die))
+    assert await asyncio.to_thread(started.wait, 10)
+    outcomes: list[object] = []
+    all_answered = asyncio.Event()
+
+    def stored(outcome: object) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == 3:
+            all_answered.set()
+
+    for n in range(3):
+        store.submit("r", "ann", f"waiting {n}", T0 + n, None, stored)
+    release.set()
+    async with asyncio.timeout(10):
+        await all_answered.wait()
+        with pytest.raises(StoreUnavailable):
+            await dying
+    assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes), outcomes
+    with pytest.raises(StoreUnavailable):
+        await store.append("r", "ann", "after", T0 + 10)
+    assert not await store.healthy()

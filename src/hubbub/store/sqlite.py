@@ -21,6 +21,7 @@ deletes, so an id is never handed out twice even after a room was emptied.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -198,17 +199,39 @@ class SqliteStore:
         opened = [(ready, None, None)]
         loop.call_soon_threadsafe(_settle, opened)
         carried: list[_Job | _Append | None] = []
+        in_hand: list[_Job | _Append] = []
+        """Taken from the queue, not yet answered."""
         try:
             while (job := carried.pop() if carried else self._jobs.get()) is not None:
                 if isinstance(job, _Job):
+                    in_hand = [job]
                     value, failure = self._in_transaction(connection, job.run)
                     results: list[_Result] = [(job.future, value, failure)]
                 else:
-                    results = self._append_all(connection, self._waiting_appends(job, carried))
+                    appends = self._waiting_appends(job, carried)
+                    in_hand = list(appends)
+                    results = self._append_all(connection, appends)
                 loop.call_soon_threadsafe(_settle, results)
+                in_hand = []
+        except BaseException:
+            # The thread ends here either way; what it held is answered below.
+            log.exception("the message store's writer stopped")
         finally:
             self._writing = False
             connection.close()
+            stranded = [*in_hand, *(job for job in carried if job is not None)]
+            stranded += _take_all(self._jobs)
+            if stranded:
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, _failed(stranded))
+
+    def _put(self, item: "_Job | _Append") -> None:
+        self._jobs.put(item)
+        if not self._writing:
+            # The writer stopped between the caller's check and the put: answer here.
+            stranded = _take_all(self._jobs)
+            if stranded:
+                asyncio.get_running_loop().call_soon(_settle, _failed(stranded))
 
     def _waiting_appends(
         self, first: _Append, carried: list[_Job | _Append | None]
@@ -279,7 +302,7 @@ class SqliteStore:
         if not self._writing:
             raise StoreUnavailable("store is not open")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put(_Job(run, future))
+        self._put(_Job(run, future))
         return await future
 
     async def _read(self, run: Callable[[sqlite3.Connection], T]) -> T:
@@ -331,7 +354,7 @@ class SqliteStore:
             stored(StoreUnavailable("store is not open"))
             return
         key = retry.key() if retry is not None else None
-        self._jobs.put(_Append(room, sender, content, timestamp_ms, key, stored))
+        self._put(_Append(room, sender, content, timestamp_ms, key, stored))
 
     async def history(self, room: str, before: int | None, limit: int) -> Page:
         def run(connection: sqlite3.Connection) -> Page:
@@ -550,6 +573,23 @@ def _rooms_with_messages(connection: sqlite3.Connection) -> list[str]:
 
 def _messages(room: str, rows: list[Any]) -> tuple[ChatMessage, ...]:
     return tuple(ChatMessage(row[0], room, row[1], row[2], row[3]) for row in rows)
+
+
+def _take_all(jobs: "queue.SimpleQueue[_Job | _Append | None]") -> list["_Job | _Append"]:
+    taken: list[_Job | _Append] = []
+    while True:
+        try:
+            job = jobs.get_nowait()
+        except queue.Empty:
+            return taken
+        if job is not None:
+            taken.append(job)
+
+
+def _failed(stranded: list["_Job | _Append"]) -> list[_Result]:
+    """Answers for work the writer will never do: the store is unavailable."""
+    error = StoreUnavailable("the message store's writer stopped")
+    return [(job.future if isinstance(job, _Job) else job.stored, None, error) for job in stranded]
 
 
 def _settle(results: list[_Result]) -> None:
