@@ -105,42 +105,29 @@ class Connection:
         self.enqueue(frame_of(event, self.codec))
 
     def enqueue(self, frame: Frame) -> None:
-        """Queue an encoded frame (or hold it during a replay). Never blocks, never awaits.
-
-        The common case (open, no replay under way, room in the buffer) is handled
-        here; it runs once per member per broadcast, so it avoids the general path."""
-        if (
-            self._close_request is None
-            and self._held is None
-            and not self._floors
-            and not frame.sheddable
-        ):
-            size = len(frame.payload)
-            queued = self._queued_bytes + size
-            if queued + self._transport.get_write_buffer_size() <= self._max_buffer:
-                self._queued_bytes = queued
-                self._queue.append(frame)
-                if not self._flush_scheduled:
-                    self._flush_scheduled = True
-                    self._flusher.mark(self)
-                return
+        """Queue an encoded frame (or hold it during a replay). Never blocks, never awaits."""
         self._add(frame, live=True)
 
     def _add(self, frame: Frame, live: bool) -> None:
-        """Queue `frame`; a live one (not part of a replay) may be held or below a floor."""
+        """Queue `frame`; a live one (not part of a replay) may be held or below a floor.
+
+        This runs once per member per broadcast: the common case (open, no replay,
+        room in the buffer) passes each check at the cost of one comparison."""
         if self._close_request is not None:
             return
         if live and self._floors and frame.message is not None and self._below_floor(frame.message):
             return
         size = len(frame.payload)
-        buffered = self.buffered() + size
-        if frame.sheddable and buffered > self._max_buffer // 2:
-            # Half the buffer stays free for what must not be lost.
-            self.frames_shed += 1
-            return
-        if buffered > self._max_buffer and buffered > size and not self._make_room(size):
-            # (A frame larger than the whole buffer still goes out when nothing waits before it.)
-            return
+        buffered = self._queued_bytes + self._transport.get_write_buffer_size() + size
+        if buffered > self._max_buffer // 2:
+            if frame.sheddable:
+                # Half the buffer stays free for what must not be lost.
+                self.frames_shed += 1
+                return
+            if buffered > self._max_buffer and buffered > size and not self._make_room(size):
+                # (A frame larger than the whole buffer still goes out when nothing waits
+                # before it.)
+                return
         self._queued_bytes += size
         if live and self._held is not None:
             self._held.append(frame)

@@ -220,17 +220,15 @@ class Node:
             return
         frames: dict[Codec, Frame] = {}
         last_codec: Codec | None = None
-        frame: Frame | None = None
+        frame: Frame
         delivered = 0
         for member in members:
             if member is exclude:
                 continue
             codec = member.codec
             if codec is not last_codec:
-                last_codec, frame = codec, frames.get(codec)
-                if frame is None:
-                    frame = frames[codec] = frame_of(event, codec)
-            assert frame is not None
+                last_codec = codec
+                frame = frames.get(codec) or frames.setdefault(codec, frame_of(event, codec))
             member.enqueue(frame)
             delivered += 1
         self.metrics.totals.deliveries += delivered
