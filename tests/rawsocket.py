@@ -74,11 +74,20 @@ class RawWebSocket:
 
     @classmethod
     async def connect(
-        cls, port: int, *, msgpack: bool = False, deflate: bool = False, offer: str | None = None
+        cls,
+        port: int,
+        *,
+        msgpack: bool = False,
+        deflate: bool = False,
+        offer: str | None = None,
+        stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None,
+        early: bytes = b"",
     ) -> Self:
         """Open /ws; `deflate` offers permessage-deflate as `offer` (default: the
-        client will not take context over)."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client will not take context over). `stream` is a connection already open
+        (one that served HTTP requests before); `early` goes out in the same write as
+        the upgrade request, before the answer."""
+        reader, writer = stream or await asyncio.open_connection("127.0.0.1", port)
         key = base64.b64encode(os.urandom(16)).decode()
         lines = [
             "GET /ws HTTP/1.1",
@@ -93,7 +102,7 @@ class RawWebSocket:
         if deflate:
             offer = offer or "permessage-deflate; client_no_context_takeover"
             lines.append(f"Sec-WebSocket-Extensions: {offer}")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + early)
         async with asyncio.timeout(WAIT):
             head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
         status, *header_lines = head.strip().split("\r\n")

@@ -146,3 +146,9 @@ async def test_tls_works_under_the_cli_event_loop(
             assert response.status == 200
         async with http.ws_connect(f"wss://127.0.0.1:{server.port}/ws", ssl=trusting) as ws:
             assert (await ws.receive_json())["type"] == "welcome"
+            # The connection left aiohttp for Hubbub's protocol: it reads as well as writes.
+            await ws.send_json({"type": "join", "room": "r", "username": "tls", "ref": "j"})
+            async with asyncio.timeout(10):
+                while (event := await ws.receive_json())["type"] != "ack":
+                    pass
+            assert event["ref"] == "j"

@@ -15,6 +15,7 @@ from hubbub.server.connection import GOING_AWAY
 from hubbub.server.keys import ADMISSION, NODE, ORIGINS
 from hubbub.server.node import Node
 from hubbub.server.websocket import websocket_endpoint
+from hubbub.server.ws_protocol import CLOSE_GRACE_SECONDS
 from hubbub.store.base import MessageStore
 from hubbub.store.memory import MemoryStore
 from hubbub.store.sqlite import SqliteStore
@@ -56,7 +57,10 @@ async def _start_node(app: web.Application) -> None:
 
 
 async def _close_connections(app: web.Application) -> None:
-    app[NODE].close_all(GOING_AWAY, "server shutting down")
+    node = app[NODE]
+    node.close_all(GOING_AWAY, "server shutting down")
+    # aiohttp no longer holds WebSocket connections, so its own shutdown would not wait.
+    await node.wait_closed(CLOSE_GRACE_SECONDS + 1.0)
 
 
 async def _stop_node(app: web.Application) -> None:

@@ -1,8 +1,8 @@
 """One WebSocket connection's outbound side: bounded, batched, never awaited by fan-out.
 
-Following gorilla's chat example, a connection has one reader (the HTTP
-handler) and one writer. Fan-out only appends an already-encoded `Frame`,
-without awaiting, so a broadcast costs no task and no await per member.
+Following gorilla's chat example, a connection has one reader (its
+`WebSocketProtocol`) and one writer. Fan-out only appends an already-encoded
+`Frame`, without awaiting, so a broadcast costs no task and no await per member.
 
 The writer is not even a task: frames queued during a loop turn go out in
 one `transport.write` at the end of the turn (see `Flusher`), one system call
@@ -20,12 +20,8 @@ dropped, so the client sees every id once and in order.
 """
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Callable
-
-from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
+from typing import Protocol
 
 from hubbub.core.session import Session
 from hubbub.protocol.codecs import Codec
@@ -33,21 +29,48 @@ from hubbub.protocol.events import ServerEvent
 from hubbub.server.flusher import Flusher
 from hubbub.server.frames import PING, Deflater, Frame, frame_of
 
-log = logging.getLogger("hubbub.connection")
-
 GOING_AWAY = 1001
 ABNORMAL_CLOSURE = 1006
-MESSAGE_TOO_BIG = 1009
 SLOW_CONSUMER = 1013
-CLOSE_GRACE_SECONDS = 5.0
-"""How long a closing connection may take to answer our close frame before it is cut."""
+
+
+class Link(Protocol):
+    """The WebSocket protocol under a connection: what the outbound side needs of it."""
+
+    def send_close(self, code: int, reason: str) -> None:
+        """Write a close frame now and cut the connection if the peer never answers."""
+
+    async def drain(self) -> None:
+        """Wait until the transport's buffer is below its high-water mark (or it is gone)."""
 
 
 class Connection:
+    __slots__ = (
+        "_close_request",
+        "_deflater",
+        "_floors",
+        "_flush_scheduled",
+        "_flusher",
+        "_held",
+        "_link",
+        "_max_buffer",
+        "_publish_reported",
+        "_queue",
+        "_queued_bytes",
+        "_transport",
+        "codec",
+        "frames_shed",
+        "id",
+        "ip",
+        "on_give_up",
+        "publishing",
+        "session",
+        "slow",
+    )
+
     def __init__(
         self,
-        ws: web.WebSocketResponse,
-        stream: AbstractStreamWriter,
+        link: Link,
         transport: asyncio.Transport,
         codec: Codec,
         session: Session,
@@ -57,8 +80,7 @@ class Connection:
         flusher: Flusher,
         deflater: Deflater | None = None,
     ) -> None:
-        self.ws = ws
-        self._stream = stream
+        self._link = link
         self._transport = transport
         self.codec = codec
         self.session = session
@@ -76,7 +98,6 @@ class Connection:
         self._flusher = flusher
         self._flush_scheduled = False
         self._close_request: tuple[int, str] | None = None
-        self._writer: asyncio.Task[None] | None = None
         self.on_give_up: Callable[[Connection], None] | None = None
         """Called (soon, not during the enqueue) when the connection is dropped as too slow."""
         self.slow = False
@@ -214,14 +235,15 @@ class Connection:
     async def drained(self) -> None:
         """Wait until what was queued has been handed to the socket, and the socket drained."""
         self.flush()
-        if self._close_request is None:
-            await self._stream.drain()
+        if not self.closing:
+            await self._link.drain()
 
     # --- limits ----------------------------------------------------------------------
 
     @property
     def closing(self) -> bool:
-        return self._close_request is not None
+        """The server is closing the connection, or it is already closing or gone."""
+        return self._close_request is not None or self._transport.is_closing()
 
     @property
     def close_request(self) -> tuple[int, str] | None:
@@ -235,7 +257,7 @@ class Connection:
         self._close_request = (code, reason)
         self._held = None
         self.flush()
-        self._writer = asyncio.create_task(self._send_close())
+        self._link.send_close(code, reason)
 
     def buffered(self) -> int:
         return self._queued_bytes + self._transport.get_write_buffer_size()
@@ -258,44 +280,8 @@ class Connection:
         self.slow = True
         self._queue.clear()
         self._queued_bytes = 0
-        writer = self._writer
-        self._close_request = (SLOW_CONSUMER, "slow consumer")
         self._held = None
-        # A close already under way may be stuck waiting for the peer to drain.
-        if writer is not None:
-            writer.cancel()
-        self._writer = asyncio.create_task(self._send_close())
+        self._close_request = (SLOW_CONSUMER, "slow consumer")
+        self._link.send_close(SLOW_CONSUMER, "slow consumer")
         if self.on_give_up is not None:
             asyncio.get_running_loop().call_soon(self.on_give_up, self)
-
-    # --- closing -------------------------------------------------------------------
-
-    async def finish(self) -> None:
-        """After the reader stopped: let a requested close complete (bounded), then stop writing."""
-        writer = self._writer
-        if writer is None:
-            return
-        try:
-            if self._close_request is not None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(2 * CLOSE_GRACE_SECONDS):
-                        await asyncio.shield(writer)
-        finally:
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-
-    async def _send_close(self) -> None:
-        assert self._close_request is not None
-        code, reason = self._close_request
-        transport = self._transport
-        try:
-            async with asyncio.timeout(CLOSE_GRACE_SECONDS):
-                await self.ws.close(code=code, message=reason.encode(), drain=False)
-        except (TimeoutError, ConnectionError):
-            log.debug("connection %s did not take the close frame in time", self.id)
-            transport.abort()
-            return
-        if transport.get_write_buffer_size():
-            # Closed gracefully, but a peer that never reads would keep the rest forever.
-            asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, transport.abort)

@@ -90,6 +90,7 @@ class Node:
         )
         self._pruner: asyncio.Task[None] | None = None
         self._beater: asyncio.Task[None] | None = None
+        self._all_gone: asyncio.Event | None = None
 
     def now(self) -> float:
         return self._clock()
@@ -161,14 +162,30 @@ class Node:
         for room in connection.session.rooms:
             self._exit(connection, room)
         connection.session.rooms.clear()
+        if not self.connections and self._all_gone is not None:
+            self._all_gone.set()
         if connection.slow:
             self.metrics.slow_consumers.inc()
         if connection.frames_shed:
             self.metrics.frames_shed.inc(connection.frames_shed)
 
     def close_all(self, code: int, reason: str) -> None:
-        for connection in self.connections:
+        for connection in list(self.connections):
             connection.close(code, reason)
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait until every connection is gone; cut those still open after `timeout`."""
+        if not self.connections:
+            return
+        self._all_gone = asyncio.Event()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._all_gone.wait()
+        except TimeoutError:
+            for connection in list(self.connections):
+                connection.drop("shutdown timed out")
+        finally:
+            self._all_gone = None
 
     async def receive(self, connection: Connection, data: bytes | str, binary: bool) -> None:
         """Handle one frame from a connection: decode, validate, run the session's actions."""

@@ -1,55 +1,58 @@
-"""The `/ws` endpoint: checks before the upgrade, then one reader loop per connection."""
+"""The `/ws` endpoint: checks before the upgrade, then the connection is ours.
 
+aiohttp routes the upgrade request and the checks answer in plain HTTP
+(403, 401, 429, 503 with a JSON body). websockets' sans-I/O `ServerProtocol`
+validates the handshake and negotiates the subprotocol and permessage-deflate;
+its 101 is written straight to the transport, which then leaves aiohttp for
+a `WebSocketProtocol` (see `takeover`).
+"""
+
+import asyncio
 import logging
 import secrets
 
-from aiohttp import WSMsgType, hdrs, web
-from aiohttp.web_request import BaseRequest
-from multidict import CIMultiDict
+from aiohttp import web
+from websockets.datastructures import Headers
+from websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+)
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
 
-from hubbub.core.admission import Refused
+from hubbub.config import Settings
+from hubbub.core.admission import Admission, Refused
 from hubbub.core.auth import Identity, InvalidToken, verify_token
 from hubbub.core.ratelimit import RateLimiter
 from hubbub.core.session import Session
 from hubbub.protocol.codecs import choose_subprotocol, codec_for
-from hubbub.server.connection import MESSAGE_TOO_BIG, Connection
+from hubbub.server.connection import Connection
 from hubbub.server.keys import ADMISSION, NODE, ORIGINS
-from hubbub.server.node import guest_name
+from hubbub.server.node import Node, guest_name
+from hubbub.server.takeover import TakenOver, take_transport
+from hubbub.server.ws_protocol import WebSocketProtocol
 
 log = logging.getLogger("hubbub.connection")
 
-_CLOSE_REASONS = {
-    1000: "closed normally",
-    1001: "going away",
-    1006: "connection lost or heartbeat unanswered",
-    1007: "invalid frame payload",
-    1009: "message too big",
-}
+_frames_log = logging.getLogger("hubbub.frames")
+"""websockets' own log of each connection (open, closed, every frame at DEBUG): quiet
+unless asked for, since Hubbub logs each connection's open and close itself."""
+_frames_log.setLevel(logging.WARNING)
 
 _REFUSALS = {
     Refused.SERVER_FULL: "server is at its connection limit",
     Refused.TOO_MANY_FROM_IP: "too many connections from this address",
 }
 
+SHARED_DEFLATE = ServerPerMessageDeflateFactory(server_no_context_takeover=True)
+"""permessage-deflate, always without server context takeover.
 
-class SharedDeflateResponse(web.WebSocketResponse):
-    """A WebSocket response that accepts permessage-deflate without context takeover.
-
-    RFC 7692 (section 7.1.1.1) lets a server add `server_no_context_takeover`
-    to any offer it accepts. With it every message is compressed on its own,
-    so one compressed frame serves every member of a room (see `Deflater`)
-    instead of a compressor per connection. aiohttp decides the answer in
-    `_handshake`, its one place for it.
-    """
-
-    def _handshake(self, request: BaseRequest) -> tuple["CIMultiDict[str]", str | None, int, bool]:
-        headers, protocol, window_bits, _ = super()._handshake(request)
-        if window_bits:
-            extension = "permessage-deflate; server_no_context_takeover"
-            if window_bits < 15:
-                extension += f"; server_max_window_bits={window_bits}"
-            headers[hdrs.SEC_WEBSOCKET_EXTENSIONS] = extension
-        return headers, protocol, window_bits, True
+RFC 7692 (section 7.1.1.1) lets a server add `server_no_context_takeover` to
+any offer it accepts. With it every message is compressed on its own, so one
+compressed frame serves every member of a room (see `Deflater`) instead of a
+compressor per connection."""
 
 
 async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
@@ -67,6 +70,14 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
             node.metrics.upgrades_refused.labels("unauthorized").inc()
             log.info("refused upgrade from %s: %s", request.remote, error)
             return web.json_response({"error": str(error)}, status=401)
+    handshake = _handshake(request, node.settings)
+    response = handshake.accept(Request(request.path_qs, Headers(request.headers.items())))
+    if response.status_code != 101:
+        return web.Response(
+            status=response.status_code,
+            body=response.body,
+            headers=dict(response.headers.raw_items()),
+        )
     ip = request.remote or "unknown"
     admission = request.app[ADMISSION]
     refused = admission.admit(ip)
@@ -74,45 +85,47 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
         node.metrics.upgrades_refused.labels(refused.name.lower()).inc()
         log.info("refused upgrade from %s: %s", ip, _REFUSALS[refused])
         return web.json_response({"error": _REFUSALS[refused]}, status=refused.value)
-    try:
-        return await _serve(request, ip, identity)
-    finally:
-        admission.release(ip)
+    transport, received = take_transport(request)
+    transport.write(response.serialize())
+    _open(node, handshake, transport, ip, identity, admission).open(received)
+    return TakenOver()
 
 
-def _too_big(data: str | bytes, limit: int) -> bool:
-    """The one size aiohttp's `limit + 1` lets through: exactly one byte over (after inflating)."""
-    if isinstance(data, bytes) or len(data) > limit or 4 * len(data) <= limit:
-        return len(data) > limit
-    return len(data.encode()) > limit
-
-
-async def _serve(request: web.Request, ip: str, identity: Identity | None) -> web.WebSocketResponse:
-    node = request.app[NODE]
-    settings = node.settings
+def _handshake(request: web.Request, settings: Settings) -> ServerProtocol:
     offered = request.headers.get("Sec-WebSocket-Protocol", "").split(",")
     chosen = choose_subprotocol(part.strip() for part in offered)
-    limit = settings.max_message_size
-    ws = SharedDeflateResponse(
-        protocols=(chosen,) if chosen else (),
-        autoping=False,
-        # aiohttp refuses a message of exactly its limit; ours is the largest allowed size.
-        max_msg_size=limit + 1,
-        compress=settings.compression,
+    return ServerProtocol(
+        extensions=[SHARED_DEFLATE] if settings.compression else None,
+        subprotocols=[Subprotocol(chosen)] if chosen else None,
+        logger=_frames_log,
     )
-    stream = await ws.prepare(request)
-    transport = request.transport
-    assert transport is not None, "a prepared WebSocket has its transport"
+
+
+def _open(
+    node: Node,
+    handshake: ServerProtocol,
+    transport: asyncio.Transport,
+    ip: str,
+    identity: Identity | None,
+    admission: Admission,
+) -> WebSocketProtocol:
+    settings = node.settings
+    # The handshake's protocol would still parse an HTTP request first; frames get
+    # a protocol that starts open, with what the handshake negotiated.
+    ws = ServerProtocol(state=State.OPEN, max_size=settings.max_message_size, logger=_frames_log)
+    ws.extensions = handshake.extensions
+    ws.subprotocol = handshake.subprotocol
+    deflate = next((e for e in ws.extensions if isinstance(e, PerMessageDeflate)), None)
     session = Session(
         RateLimiter(settings.rate, settings.rate_burst, settings.abuse_limit),
         guest_name,
         identity,
         settings.max_rooms_per_connection,
     )
-    codec = codec_for(ws.ws_protocol)
+    codec = codec_for(ws.subprotocol)
+    link = WebSocketProtocol(ws, node, transport, admission)
     connection = Connection(
-        ws,
-        stream,
+        link,
         transport,
         codec,
         session,
@@ -120,39 +133,14 @@ async def _serve(request: web.Request, ip: str, identity: Identity | None) -> we
         ip,
         settings.max_outbound_buffer,
         node.flusher,
-        node.deflater(int(ws.compress)) if ws.compress else None,
+        node.deflater(deflate.local_max_window_bits) if deflate is not None else None,
     )
-    opened = node.now()
     log.info(
         "open %s from %s protocol=%s compress=%s",
         connection.id,
         ip,
         codec.name,
-        bool(ws.compress),
+        deflate is not None,
     )
-    node.open(connection)
-    try:
-        async for message in ws:
-            node.heartbeat.seen(connection, node.now())
-            if message.type is WSMsgType.PING:
-                await ws.pong(message.data)
-            elif message.type is WSMsgType.TEXT or message.type is WSMsgType.BINARY:
-                if _too_big(message.data, limit):
-                    connection.close(MESSAGE_TOO_BIG, "message too big")
-                    break
-                await node.receive(connection, message.data, message.type is WSMsgType.BINARY)
-    finally:
-        node.disconnect(connection)
-        await connection.finish()
-        code, reason = connection.close_request or (
-            ws.close_code,
-            _CLOSE_REASONS.get(ws.close_code or 1006, "protocol error"),
-        )
-        log.info(
-            "close %s code=%s reason=%s after %.1fs",
-            connection.id,
-            code,
-            reason,
-            node.now() - opened,
-        )
-    return ws
+    link.attach(connection)
+    return link

@@ -1,0 +1,92 @@
+"""The /ws upgrade: aiohttp answers the HTTP side, then lets go of the connection."""
+
+import asyncio
+
+import aiohttp
+import orjson
+
+from hubbub.client import ChatClient
+from hubbub.server.runner import RunningServer
+from tests.conftest import StartServer
+from tests.rawsocket import TEXT, WAIT, RawWebSocket, encode_frame
+
+JOIN = encode_frame(TEXT, b'{"type":"join","room":"r","username":"raw","ref":"j"}')
+
+
+async def test_aiohttp_holds_nothing_of_an_open_websocket(server: RunningServer) -> None:
+    """The parsed request, handler task and response would otherwise live as long as the
+    connection (12 KB of the 17 KB an idle member cost)."""
+    http_server = server.runner.server
+    assert http_server is not None
+    async with await ChatClient.connect(server.ws_url) as client:
+        await client.join("r", "alice")
+        assert http_server.connections == []
+        assert len(server.node.connections) == 1
+        assert await client.say("still served") == 1
+
+
+async def test_an_upgrade_on_a_kept_alive_connection(server: RunningServer) -> None:
+    """A client may upgrade a connection that already served plain HTTP requests."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    for _ in range(2):
+        writer.write(b"GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(WAIT):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            body = await reader.readexactly(length)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        assert "connections" in orjson.loads(body)
+    raw = await RawWebSocket.connect(server.port, stream=(reader, writer))
+    try:
+        raw.write(JOIN)
+        await raw.wait_for(lambda event: event.get("ref") == "j")
+        assert len(server.node.connections) == 1
+    finally:
+        await raw.close()
+
+
+async def test_frames_sent_along_with_the_upgrade_request_are_read(
+    server: RunningServer,
+) -> None:
+    """aiohttp keeps what follows an upgrade request; the takeover must pass it on."""
+    raw = await RawWebSocket.connect(server.port, early=JOIN)
+    try:
+        joined = await raw.wait_for(lambda event: event.get("type") == "online_users")
+        assert joined["users"] == ["raw"]
+        await raw.wait_for(lambda event: event.get("ref") == "j")
+    finally:
+        await raw.close()
+
+
+async def test_a_request_without_upgrade_is_told_to_upgrade(server: RunningServer) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{server.url}/ws") as response,
+    ):
+        assert response.status == 426
+        assert response.headers["Upgrade"] == "websocket"
+        assert "You need a WebSocket client" in await response.text()
+    assert not server.node.connections
+
+
+async def test_a_bad_handshake_gets_400_and_holds_no_connection_slot(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(max_connections=1)
+    headers = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "not base64 of 16 bytes",
+    }
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):
+            async with http.get(f"{server.url}/ws", headers=headers) as response:
+                assert response.status == 400
+                assert "Sec-WebSocket-Key" in await response.text()
+    async with await ChatClient.connect(server.ws_url) as client:
+        await client.join("r", "alice")
