@@ -1,6 +1,8 @@
 """The /ws upgrade: aiohttp answers the HTTP side, then lets go of the connection."""
 
 import asyncio
+import socket
+import struct
 
 import aiohttp
 import orjson
@@ -90,3 +92,24 @@ async def test_a_bad_handshake_gets_400_and_holds_no_connection_slot(
                 assert "Sec-WebSocket-Key" in await response.text()
     async with await ChatClient.connect(server.ws_url) as client:
         await client.join("r", "alice")
+
+
+async def test_clients_gone_before_the_takeover_leave_no_connection_behind(
+    start_server: StartServer,
+) -> None:
+    """An upgrade request followed at once by a reset: whether the socket is gone before
+    or after the handler runs, the connection's admission place comes back."""
+    server = await start_server(max_connections=1)
+    request = (
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    for _ in range(20):
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.write(request)
+        writer.close()
+    async with await ChatClient.connect(server.ws_url) as client:
+        await client.join("r", "alice")
+        assert len(server.node.connections) == 1

@@ -33,13 +33,15 @@ class TakenOver(web.StreamResponse):
         return None
 
 
-def take_transport(request: web.Request) -> tuple[asyncio.Transport, bytes]:
+def take_transport(request: web.Request) -> tuple[asyncio.Transport, bytes] | None:
     """Detach the request's connection from aiohttp; returns its transport and any bytes
-    the client sent after the upgrade request (aiohttp holds them back unparsed)."""
+    the client sent after the upgrade request (aiohttp holds them back unparsed), or
+    None if the client is already gone."""
     handler = request.protocol
     transport = request.transport
     assert isinstance(handler, RequestHandler), "requests come from aiohttp's handler"
-    assert transport is not None, "the request's connection is open"
+    if transport is None or transport.is_closing():
+        return None
     received = bytes(getattr(handler, "_message_tail", b""))
     # Without a transport, aiohttp's clean-up of the handler closes nothing.
     handler.transport = None

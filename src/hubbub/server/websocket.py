@@ -85,7 +85,11 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
         node.metrics.upgrades_refused.labels(refused.name.lower()).inc()
         log.info("refused upgrade from %s: %s", ip, _REFUSALS[refused])
         return web.json_response({"error": _REFUSALS[refused]}, status=refused.value)
-    transport, received = take_transport(request)
+    taken = take_transport(request)
+    if taken is None:
+        admission.release(ip)
+        return TakenOver()
+    transport, received = taken
     transport.write(response.serialize())
     _open(node, handshake, transport, ip, identity, admission).open(received)
     return TakenOver()
