@@ -82,8 +82,8 @@ _SERVE_OPTIONS = [
     _option(
         "flush_delay",
         float,
-        "Seconds frames wait so that more share one write per client (0: none). "
-        "Less CPU per delivery, more latency.",
+        "Seconds a busy client's frames may wait so that more share one write "
+        "(0: none). Less CPU per delivery in busy rooms, a little latency there.",
     ),
     _option("max_room_members", int, "Connections one room may hold (beyond: room_full)."),
     _option("max_rooms_per_connection", int, "Rooms one connection may be in (beyond: room_full)."),

@@ -33,7 +33,7 @@ class Settings:
     max_outbound_buffer: int = 1024 * 1024
     """Bytes queued for one connection before it is a slow consumer (1013)."""
     compression: bool = True
-    flush_delay: float = 0.0
+    flush_delay: float = 0.025
     """Seconds frames wait before a connection's write, so more share one write (0: the
     end of the event-loop turn). Trades latency for CPU; see docs/benchmarks.md."""
     max_room_members: int = 10_000

@@ -31,6 +31,33 @@ async def test_a_burst_arrives_whole_and_in_order(
             assert message["content"] == f"burst {n}:" + "x" * (n % 300)
 
 
+async def test_a_busy_member_still_gets_its_own_answers_without_the_delay(
+    start_server: StartServer,
+) -> None:
+    """A member busy with a room's traffic waits up to the flush delay for broadcasts,
+    but never for an ack: a client that waits for each one would crawl."""
+    delay = 1.0
+    server = await start_server(rate=100_000, rate_burst=100_000, flush_delay=delay)
+    async with (
+        await ChatClient.connect(server.ws_url, compress=False) as sender,
+        await ChatClient.connect(server.ws_url, compress=False) as other,
+    ):
+        await sender.join("r", "sender")
+        await other.join("r", "other")
+        loop = asyncio.get_running_loop()
+        for n in range(40):
+            # Another member's messages keep the sender busy, whose own acks must not wait.
+            await other.send({"type": "message", "content": f"noise {n}"})
+            started = loop.time()
+            await sender.say(f"mine {n}")
+            assert loop.time() - started < delay / 2
+        contents = [
+            (await sender.expect("message", timeout=2 * delay))["content"] for _ in range(80)
+        ]
+        assert contents.count("mine 39") == 1
+        assert [c for c in contents if c.startswith("noise")] == [f"noise {n}" for n in range(40)]
+
+
 async def test_mixed_members_each_get_their_own_encoding(start_server: StartServer) -> None:
     server = await start_server()
     kinds = [(False, False), (False, True), (True, False), (True, True)]

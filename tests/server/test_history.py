@@ -90,7 +90,9 @@ async def test_rejoin_with_since_while_others_post_gives_every_id_once(
     await again.expect("message", id=live_from, timeout=10)
     stop.set()
     await posting
-    await again.expect("message", id=posted[-1], timeout=10)
+    if posted[-1] != live_from:
+        # (Equal when the poster saw its last ack only after the watcher saw that message.)
+        await again.expect("message", id=posted[-1], timeout=10)
     rest = [e["id"] for e in again.received if e["type"] == "message"]
     assert seen + rest == list(range(1, posted[-1] + 1))
 

@@ -26,7 +26,7 @@ from typing import Protocol
 from hubbub.core.session import Session
 from hubbub.protocol.codecs import Codec
 from hubbub.protocol.events import ServerEvent
-from hubbub.server.flusher import Flusher
+from hubbub.server.flusher import AFTER_DELAY, NOT_SCHEDULED, QUIET_GAP, Flusher
 from hubbub.server.frames import PING, Deflater, Frame, frame_of
 
 GOING_AWAY = 1001
@@ -59,6 +59,7 @@ class Connection:
         "_queued_bytes",
         "_transport",
         "codec",
+        "flushed_at",
         "frames_shed",
         "id",
         "ip",
@@ -66,6 +67,7 @@ class Connection:
         "publishing",
         "session",
         "slow",
+        "write_gap",
     )
 
     def __init__(
@@ -96,7 +98,9 @@ class Connection:
         self._queued_bytes = 0
         """Bytes in the queue and the held list."""
         self._flusher = flusher
-        self._flush_scheduled = False
+        self._flush_scheduled = NOT_SCHEDULED
+        self.flushed_at = 0.0
+        self.write_gap = QUIET_GAP
         self._close_request: tuple[int, str] | None = None
         self.on_give_up: Callable[[Connection], None] | None = None
         """Called (soon, not during the enqueue) when the connection is dropped as too slow."""
@@ -123,7 +127,9 @@ class Connection:
         self._publish_reported = None
 
     def send(self, event: ServerEvent) -> None:
-        self.enqueue(frame_of(event, self.codec))
+        """Queue an event for this connection alone (an answer to what it sent)."""
+        self._add(frame_of(event, self.codec), live=True)
+        self._hurry()
 
     def enqueue(self, frame: Frame) -> None:
         """Queue an encoded frame (or hold it during a replay). Never blocks, never awaits."""
@@ -157,15 +163,24 @@ class Connection:
         self._kick()
 
     def _kick(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self._flusher.mark(self)
+        scheduled = self._flush_scheduled
+        if not scheduled:
+            self._flush_scheduled = self._flusher.mark(self)
+        elif scheduled == AFTER_DELAY and self._queued_bytes > self._max_buffer >> 2:
+            # Waiting must not fill the buffer: shedding and 1013 are for slow clients.
+            self._flush_scheduled = self._flusher.mark_now(self)
 
-    def flush(self) -> None:
-        """Write every queued frame in one system call."""
-        self._flush_scheduled = False
+    def _hurry(self) -> None:
+        """Answers to the connection's own requests leave at the end of this turn even
+        when it is busy: a client waiting for each ack must not wait for the delay."""
+        if self._flush_scheduled == AFTER_DELAY:
+            self._flush_scheduled = self._flusher.mark_now(self)
+
+    def flush(self) -> bool:
+        """Write every queued frame in one system call; False if there was none."""
+        self._flush_scheduled = NOT_SCHEDULED
         if not self._queue:
-            return
+            return False
         frames, self._queue = self._queue, []
         deflater = self._deflater
         if len(frames) == 1:
@@ -180,6 +195,7 @@ class Connection:
                 data = b"".join([frame.deflated_wire(deflater) for frame in frames])
         if not self._transport.is_closing():
             self._transport.write(data)
+        return True
 
     def ping(self) -> None:
         """Queue a WebSocket ping, ahead of frames held back by a replay."""
@@ -201,6 +217,7 @@ class Connection:
     def deliver(self, event: ServerEvent) -> None:
         """Queue a frame ahead of the held ones (the replay)."""
         self._add(frame_of(event, self.codec), live=False)
+        self._hurry()
 
     def release(self, room: str, replayed_up_to: int) -> None:
         """Queue the held frames, less the messages of `room` the replay already delivered.
