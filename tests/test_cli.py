@@ -103,6 +103,22 @@ async def test_one_log_line_per_connection_open_and_close(
     assert log.count(f"close {connection_id} ") == 1
 
 
+async def test_a_clients_close_reason_never_reaches_the_log(
+    server_process: ServerProcess,
+) -> None:
+    """The code is logged, the peer's own text is not: it could forge log lines."""
+    client = await ChatClient.connect(server_process.ws_url)
+    connection_id = client.welcome["connection_id"]
+    await client.ws.close(code=4000, message=b"bye\nclose forged code=1000")
+    await client.close()
+    server_process.process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(10):
+        assert await server_process.process.wait() == 0
+    log = await server_process.log()
+    assert f"close {connection_id} code=4000 reason=closed by the client" in log
+    assert "forged" not in log
+
+
 def test_token_command_prints_a_token_the_server_accepts() -> None:
     secret = "s" * 40
     result = run_cli(

@@ -247,8 +247,9 @@ class WebSocketProtocol(asyncio.Protocol):
         """How the connection ended, when it was not the server's decision."""
         ws = self._ws
         if ws.close_rcvd is not None and ws.close_rcvd_then_sent is not False:
+            # Not the client's own reason: a peer must not write into the server's log.
             code = ws.close_rcvd.code
-            return code, ws.close_rcvd.reason or _CLOSE_REASONS.get(code, "closed by the client")
+            return code, _CLOSE_REASONS.get(code, "closed by the client")
         if ws.close_sent is not None:
             return ws.close_sent.code, ws.close_sent.reason
         return ABNORMAL_CLOSURE, _CLOSE_REASONS[ABNORMAL_CLOSURE]
