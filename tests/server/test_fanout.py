@@ -1,6 +1,8 @@
 """The fast paths keep the protocol exact: batched writes, shared frames, mixed members."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import aiohttp
 import msgpack
@@ -8,7 +10,22 @@ import orjson
 import pytest
 
 from hubbub.client import ChatClient
+from hubbub.server.runner import RunningServer
 from tests.conftest import StartServer
+
+
+@contextlib.asynccontextmanager
+async def two_members(
+    server: RunningServer, first: str, second: str
+) -> AsyncIterator[tuple[ChatClient, ChatClient]]:
+    """Two uncompressed clients joined to room `r`, in that order."""
+    async with (
+        await ChatClient.connect(server.ws_url, compress=False) as one,
+        await ChatClient.connect(server.ws_url, compress=False) as two,
+    ):
+        await one.join("r", first)
+        await two.join("r", second)
+        yield one, two
 
 
 @pytest.mark.parametrize("flush_delay", [0.0, 0.02])
@@ -16,12 +33,7 @@ async def test_a_burst_arrives_whole_and_in_order(
     start_server: StartServer, flush_delay: float
 ) -> None:
     server = await start_server(rate=100_000, rate_burst=100_000, flush_delay=flush_delay)
-    async with (
-        await ChatClient.connect(server.ws_url, compress=False) as sender,
-        await ChatClient.connect(server.ws_url, compress=False) as receiver,
-    ):
-        await sender.join("r", "sender")
-        await receiver.join("r", "receiver")
+    async with two_members(server, "sender", "receiver") as (sender, receiver):
         for n in range(2000):
             await sender.send({"type": "message", "content": f"burst {n}:" + "x" * (n % 300)})
         await sender.request({"type": "ping"})
@@ -38,12 +50,7 @@ async def test_a_busy_member_still_gets_its_own_answers_without_the_delay(
     but never for an ack: a client that waits for each one would crawl."""
     delay = 1.0
     server = await start_server(rate=100_000, rate_burst=100_000, flush_delay=delay)
-    async with (
-        await ChatClient.connect(server.ws_url, compress=False) as sender,
-        await ChatClient.connect(server.ws_url, compress=False) as other,
-    ):
-        await sender.join("r", "sender")
-        await other.join("r", "other")
+    async with two_members(server, "sender", "other") as (sender, other):
         loop = asyncio.get_running_loop()
         for n in range(40):
             # Another member's messages keep the sender busy, whose own acks must not wait.
