@@ -1,12 +1,14 @@
 """Hubbub's WebSocket protocol: every message read is handled, in order, even in bursts."""
 
+import asyncio
+
 import orjson
 
 from hubbub.client import ChatClient
 from hubbub.server.runner import RunningServer
-from hubbub.server.ws_protocol import INBOX_LIMIT
+from hubbub.server.ws_protocol import CLOSE_GRACE_SECONDS, INBOX_LIMIT
 from tests.conftest import StartServer
-from tests.rawsocket import CLOSE, TEXT, RawWebSocket, encode_frame
+from tests.rawsocket import CLOSE, TEXT, WAIT, RawWebSocket, encode_frame
 
 
 def say(content: str, ref: int) -> bytes:
@@ -56,3 +58,28 @@ async def test_a_message_right_before_the_close_frame_is_still_handled(
         assert (message["from"], message["content"]) == ("leaver", "last words")
         await watcher.expect("user_left", username="leaver")
         assert len(server.node.connections) == 1
+
+
+async def test_shutdown_cuts_a_client_that_never_answers_the_close(
+    server: RunningServer,
+) -> None:
+    """Its close frame (1001) is written, and after the grace period the socket is cut,
+    so a stuck client cannot hold the shutdown."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    async with asyncio.timeout(WAIT):
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with asyncio.timeout(CLOSE_GRACE_SECONDS + 3):
+        await server.stop()
+    assert loop.time() - started >= CLOSE_GRACE_SECONDS * 0.9
+    assert not server.node.connections
+    async with asyncio.timeout(WAIT):
+        rest = await reader.read()  # everything the server wrote, up to the cut
+    close = b"\x88" + bytes([2 + len(b"server shutting down")]) + b"\x03\xe9"
+    assert close + b"server shutting down" in rest
+    writer.close()
