@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import cast
 
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 from websockets.typing import BytesLike
@@ -31,7 +31,6 @@ CLOSE_GRACE_SECONDS = 5.0
 """How long a closing connection may take to answer our close frame before it is cut."""
 INBOX_LIMIT = 32
 """Received messages waiting to be handled before the socket is no longer read."""
-INVALID_DATA = 1007
 
 _CLOSE_REASONS = {
     1000: "closed normally",
@@ -141,7 +140,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 payload = str(data, "utf-8")
             except UnicodeDecodeError as error:
                 self._failed = True
-                self._ws.fail(INVALID_DATA, f"invalid UTF-8 at position {error.start}")
+                self._ws.fail(CloseCode.INVALID_DATA, f"invalid UTF-8 at position {error.start}")
                 return
         if self._connection.close_request is not None:
             return
