@@ -52,6 +52,9 @@ class Settings:
     """Where the SQLite store keeps `hubbub.db`."""
     sqlite_busy_timeout: float = 2.0
     """Seconds a write waits for a locked database before the message gets `unavailable`."""
+    sqlite_commit_delay: float = 0.010
+    """Seconds a message may wait, when messages come faster than this, to share the
+    SQLite commit (and its fsync) of the others (0: one commit per loop turn)."""
     history_max_per_room: int = 10_000
     history_max_age: float = 30 * 24 * 3600.0
     """Seconds a message is kept."""
@@ -79,7 +82,8 @@ class Settings:
             "max_rooms_per_connection",
         ):
             _require(name, getattr(self, name) >= 1, "must be at least 1")
-        _require("flush_delay", 0 <= self.flush_delay <= 1, "must be 0..1 seconds")
+        for name in ("flush_delay", "sqlite_commit_delay"):
+            _require(name, 0 <= getattr(self, name) <= 1, "must be 0..1 seconds")
         _require("port", 0 <= self.port <= 65535, "must be 0..65535")
         _require("max_message_size", self.max_message_size >= 1024, "must be at least 1024 bytes")
         _require(

@@ -5,10 +5,11 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from hubbub.store.base import Retry, StoreUnavailable
+from hubbub.store.base import Appended, Retry, StoreUnavailable
 from hubbub.store.sqlite import PAGE_SIZE, SqliteStore, _migrations
 
 T0 = 1_795_674_063_000
@@ -165,3 +166,56 @@ async def test_a_writer_that_dies_leaves_no_append_unanswered(store: SqliteStore
     with pytest.raises(StoreUnavailable):
         await store.append("r", "ann", "after", T0 + 10)
     assert not await store.healthy()
+
+
+async def test_appends_within_the_commit_delay_share_one_commit_in_order(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "hubbub.db", commit_delay=0.5)
+    await store.open()
+    batches: list[int] = []
+    original = store._append_all
+
+    def counting(connection: sqlite3.Connection, appends: list[Any]) -> list[Any]:
+        batches.append(len(appends))
+        return original(connection, appends)
+
+    store._append_all = counting  # type: ignore[method-assign]
+    try:
+        await store.append("r", "ann", "first", T0)
+        following = []
+        for n in range(10):
+            following.append(asyncio.ensure_future(store.append("r", "ann", f"m{n}", T0 + n)))
+            await asyncio.sleep(0)
+        async with asyncio.timeout(10):
+            stored = await asyncio.gather(*following)
+        assert [appended.message.id for appended in stored] == list(range(2, 12))
+        assert batches == [1, 10]
+    finally:
+        await store.close()
+
+
+async def test_closing_stores_the_appends_still_waiting_for_the_commit_delay(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "hubbub.db"
+    store = SqliteStore(path, commit_delay=60.0)
+    await store.open()
+    await store.append("r", "ann", "first", T0)
+    outcomes: list[Appended | Exception] = []
+    for n in range(3):
+        store.submit("r", "ann", f"waiting {n}", T0 + n, None, outcomes.append)
+    async with asyncio.timeout(10):
+        await store.close()
+    ids = [o.message.id if isinstance(o, Appended) else o for o in outcomes]
+    assert ids == [2, 3, 4]
+    reopened = SqliteStore(path)
+    await reopened.open()
+    try:
+        page = await reopened.history("r", None, 10)
+        assert [m.content for m in page.messages] == [
+            "first",
+            "waiting 0",
+            "waiting 1",
+            "waiting 2",
+        ]
+    finally:
+        await reopened.close()

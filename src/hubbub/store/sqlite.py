@@ -3,9 +3,11 @@
 No SQLite call runs on the event loop. One writer thread owns the write
 connection and takes every append waiting in its queue into one
 transaction, so a burst costs one commit (one fsync), not one per message;
-a small pool of reader threads serves history and replay, which WAL lets
-run beside the writer. Results go back to the loop in order, one callback
-per batch, so the server broadcasts messages in id order.
+with a commit delay, a busy server's appends are handed to it in groups
+(`CommitPacer`) so that a steady stream is grouped too. A small pool of
+reader threads serves history and replay, which WAL lets run beside the
+writer. Results go back to the loop in order, one callback per batch, so the
+server broadcasts messages in id order.
 
 A batch of appends is one statement in autocommit mode: every row goes in
 through `json_each`, so SQLite parses, inserts and commits the whole batch
@@ -33,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import orjson
 
@@ -47,6 +49,7 @@ from hubbub.store.base import (
     Stored,
     StoreUnavailable,
 )
+from hubbub.store.commit_pacer import CommitPacer
 from hubbub.store.recent import RecentRetries, RetryKey
 
 log = logging.getLogger("hubbub.store")
@@ -103,12 +106,19 @@ class _Append:
     stored: Stored
 
 
+_Queued: TypeAlias = _Job | list[_Append] | None
+"""What the writer's queue holds: a job, appends handed over together, or the end."""
+
+
 @dataclass
 class SqliteStore:
     path: Path
     busy_timeout_ms: int = 5000
     synchronous: str = "FULL"
-    _jobs: "queue.SimpleQueue[_Job | _Append | None]" = field(default_factory=queue.SimpleQueue)
+    commit_delay: float = 0.0
+    """Seconds an append may wait to share a commit with others (see `CommitPacer`)."""
+    _jobs: "queue.SimpleQueue[_Queued]" = field(default_factory=queue.SimpleQueue)
+    _pacer: CommitPacer["_Append"] | None = None
     _writer: threading.Thread | None = None
     _writing: bool = False
     """True while the writer thread takes jobs (cheaper to read than `is_alive()`)."""
@@ -132,6 +142,7 @@ class SqliteStore:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._pacer = CommitPacer(self._put, self.commit_delay)
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         self._writer = threading.Thread(
@@ -198,7 +209,7 @@ class SqliteStore:
         self._writing = True
         opened = [(ready, None, None)]
         loop.call_soon_threadsafe(_settle, opened)
-        carried: list[_Job | _Append | None] = []
+        carried: list[_Queued] = []
         in_hand: list[_Job | _Append] = []
         """Taken from the queue, not yet answered."""
         try:
@@ -219,13 +230,13 @@ class SqliteStore:
         finally:
             self._writing = False
             connection.close()
-            stranded = [*in_hand, *(job for job in carried if job is not None)]
+            stranded = [*in_hand, *_flattened(carried)]
             stranded += _take_all(self._jobs)
             if stranded:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, _failed(stranded))
 
-    def _put(self, item: "_Job | _Append") -> None:
+    def _put(self, item: "_Job | list[_Append]") -> None:
         self._jobs.put(item)
         if not self._writing:
             # The writer stopped between the caller's check and the put: answer here.
@@ -233,20 +244,19 @@ class SqliteStore:
             if stranded:
                 asyncio.get_running_loop().call_soon(_settle, _failed(stranded))
 
-    def _waiting_appends(
-        self, first: _Append, carried: list[_Job | _Append | None]
-    ) -> list[_Append]:
-        """`first` and the appends queued right behind it (anything else is carried over)."""
-        appends = [first]
+    def _waiting_appends(self, first: list[_Append], carried: list[_Queued]) -> list[_Append]:
+        """`first` and the appends queued right behind it, up to about `MAX_BATCH`
+        (anything else is carried over)."""
+        appends = first
         while len(appends) < MAX_BATCH:
             try:
                 following = self._jobs.get_nowait()
             except queue.Empty:
                 break
-            if not isinstance(following, _Append):
+            if not isinstance(following, list):
                 carried.append(following)
                 break
-            appends.append(following)
+            appends += following
         return appends
 
     def _append_all(self, connection: sqlite3.Connection, appends: list[_Append]) -> list[_Result]:
@@ -350,11 +360,11 @@ class SqliteStore:
         retry: Retry | None,
         stored: Stored,
     ) -> None:
-        if not self._writing:
+        if not self._writing or self._pacer is None:
             stored(StoreUnavailable("store is not open"))
             return
         key = retry.key() if retry is not None else None
-        self._put(_Append(room, sender, content, timestamp_ms, key, stored))
+        self._pacer.add(_Append(room, sender, content, timestamp_ms, key, stored))
 
     async def history(self, room: str, before: int | None, limit: int) -> Page:
         def run(connection: sqlite3.Connection) -> Page:
@@ -453,6 +463,9 @@ class SqliteStore:
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.join)
             self._checkpointer = None
+        if self._pacer is not None:
+            self._pacer.flush()
+            self._pacer = None
         if self._writer is not None:
             self._jobs.put(None)
             await asyncio.to_thread(self._writer.join)
@@ -575,15 +588,23 @@ def _messages(room: str, rows: list[Any]) -> tuple[ChatMessage, ...]:
     return tuple(ChatMessage(row[0], room, row[1], row[2], row[3]) for row in rows)
 
 
-def _take_all(jobs: "queue.SimpleQueue[_Job | _Append | None]") -> list["_Job | _Append"]:
-    taken: list[_Job | _Append] = []
+def _take_all(jobs: "queue.SimpleQueue[_Queued]") -> list["_Job | _Append"]:
+    taken: list[_Queued] = []
     while True:
         try:
-            job = jobs.get_nowait()
+            taken.append(jobs.get_nowait())
         except queue.Empty:
-            return taken
-        if job is not None:
-            taken.append(job)
+            return _flattened(taken)
+
+
+def _flattened(items: list[_Queued]) -> list["_Job | _Append"]:
+    flat: list[_Job | _Append] = []
+    for item in items:
+        if isinstance(item, list):
+            flat += item
+        elif item is not None:
+            flat.append(item)
+    return flat
 
 
 def _failed(stranded: list["_Job | _Append"]) -> list[_Result]:
