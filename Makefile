@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.store_throughput
+	$(BIN)/python -m bench.store_cost
 
 soak: $(STAMP)
 	$(BIN)/python -m tests.soak --spawn $(ARGS)
