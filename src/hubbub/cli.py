@@ -104,8 +104,8 @@ _SERVE_OPTIONS = [
     _option(
         "sqlite_commit_delay",
         float,
-        "Seconds a message may wait to share a commit when messages come faster "
-        "(0: none). Fewer fsyncs and less CPU under load, a little latency there.",
+        "Seconds a busy room's message may wait to share an SQLite commit (0: none). "
+        "Less CPU per message in busy rooms, that much latency there.",
     ),
     _option("history_max_per_room", int, "Messages kept per room; older ones are pruned."),
     _option("history_max_age", Duration(), "How long messages are kept: seconds or 30d, 12h, 15m."),

@@ -52,9 +52,9 @@ class Settings:
     """Where the SQLite store keeps `hubbub.db`."""
     sqlite_busy_timeout: float = 2.0
     """Seconds a write waits for a locked database before the message gets `unavailable`."""
-    sqlite_commit_delay: float = 0.010
-    """Seconds a message may wait, when messages come faster than this, to share the
-    SQLite commit (and its fsync) of the others (0: one commit per loop turn)."""
+    sqlite_commit_delay: float = 0.0
+    """Seconds a message of a busy room (its previous message came less than this ago)
+    may wait to share an SQLite commit, and its fsync, with others (0: no wait)."""
     history_max_per_room: int = 10_000
     history_max_age: float = 30 * 24 * 3600.0
     """Seconds a message is kept."""

@@ -28,57 +28,84 @@ class Recorder:
         return self.groups[seen]
 
 
-async def test_after_a_quiet_spell_items_go_at_the_end_of_the_turn_together() -> None:
+async def test_a_quiet_room_goes_at_the_end_of_the_turn_with_the_rest_of_the_turn() -> None:
     recorder = Recorder()
     pacer = CommitPacer(recorder, delay=10.0)
     started = asyncio.get_running_loop().time()
-    pacer.add("a")
-    pacer.add("b")
+    pacer.add("a", "a1")
+    pacer.add("b", "b1")
     assert recorder.groups == []
     at, items = await recorder.next_group()
-    assert items == ["a", "b"]
+    assert items == ["a1", "b1"]
     assert at - started < 1.0
 
 
-async def test_items_within_the_delay_of_a_hand_over_wait_for_it_and_go_together() -> None:
+async def test_a_busy_room_waits_for_the_delay_since_the_hand_over_and_goes_together() -> None:
     delay = 0.3
     recorder = Recorder()
     pacer = CommitPacer(recorder, delay=delay)
-    pacer.add("first")
+    pacer.add("r", "first")
     handed_at, _ = await recorder.next_group()
-    pacer.add("second")
+    pacer.add("r", "second")
     await asyncio.sleep(0)
-    pacer.add("third")
+    pacer.add("r", "third")
     at, items = await recorder.next_group()
     assert items == ["second", "third"]
     assert at - handed_at >= delay
     assert len(recorder.groups) == 2
 
 
-async def test_an_item_after_the_delay_has_passed_goes_at_once() -> None:
+async def test_a_quiet_room_takes_a_busy_rooms_waiting_messages_along_in_order() -> None:
+    recorder = Recorder()
+    pacer = CommitPacer(recorder, delay=10.0)
+    pacer.add("busy", "b1")
+    await recorder.next_group()
+    pacer.add("busy", "b2")
+    await asyncio.sleep(0)
+    started = asyncio.get_running_loop().time()
+    pacer.add("quiet", "q1")
+    at, items = await recorder.next_group()
+    assert items == ["b2", "q1"]
+    assert at - started < 1.0
+
+
+async def test_a_room_is_quiet_again_once_the_delay_has_passed() -> None:
     delay = 0.05
     recorder = Recorder()
     pacer = CommitPacer(recorder, delay=delay)
-    pacer.add("first")
+    pacer.add("r", "first")
     await recorder.next_group()
     loop = asyncio.get_running_loop()
     await asyncio.sleep(delay * 2)
     added_at = loop.time()
-    pacer.add("later")
+    pacer.add("r", "later")
     at, items = await recorder.next_group()
     assert items == ["later"]
     assert at - added_at < delay
 
 
+async def test_rooms_quiet_for_the_delay_are_forgotten() -> None:
+    delay = 0.05
+    recorder = Recorder()
+    pacer = CommitPacer(recorder, delay=delay)
+    for n in range(100):
+        pacer.add(f"room{n}", f"m{n}")
+    await recorder.next_group()
+    await asyncio.sleep(delay * 2)
+    pacer.add("another", "m")
+    await recorder.next_group()
+    assert list(pacer._last_seen) == ["another"]
+
+
 async def test_flush_hands_over_the_waiting_items_now_and_only_once() -> None:
     recorder = Recorder()
     pacer = CommitPacer(recorder, delay=0.2)
-    pacer.add("first")
+    pacer.add("r", "first")
     await recorder.next_group()
-    pacer.add("waiting")
+    pacer.add("r", "waiting")
     pacer.flush()
     assert recorder.groups[-1][1] == ["waiting"]
-    pacer.add("after")
+    pacer.add("r", "after")
     _, items = await recorder.next_group()
     assert items == ["after"]
     assert [items for _, items in recorder.groups] == [["first"], ["waiting"], ["after"]]

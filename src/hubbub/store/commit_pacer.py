@@ -1,23 +1,26 @@
-"""Group a busy server's appends into fewer commits (group commit with a delay).
+"""Group a busy room's appends into fewer commits (group commit with a delay).
 
 A commit of the SQLite store costs about the same whether it carries one
 message or twenty: the writer thread wakes on another thread's signal, writes
-the WAL, fsyncs and signals back (about 200 us of CPU on the machines in
-docs/benchmarks.md). At a few hundred messages a second each message arrives
-after the previous commit is done, so without help every message is a commit
-of its own, and that is most of what storing costs.
+the WAL, fsyncs and signals back (200 to 350 us of CPU on the machines in
+docs/benchmarks.md). A room taking a few hundred messages a second sends each
+one after the previous commit is done, so without help every message is a
+commit of its own, and that is most of what storing costs there.
 
-With a delay, an append that comes less than the delay after the last hand-over
-to the writer waits until the delay has passed since it, together with every
-append that comes meanwhile; an append after a quiet spell goes at the end of
-the loop turn. A quiet server pays nothing, and a busy one at most the delay,
-in latency only (PostgreSQL's `commit_delay` is the same idea). The pacing runs
-on the event loop, so the writer thread is woken once per group, not once per
-append.
+A room is *busy* when its previous message came less than the delay ago. A
+busy room's message waits until the delay has passed since the last hand-over
+to the writer, and goes with every append that came meanwhile; any other
+message goes at the end of the loop turn, taking whatever waits along (a single
+queue keeps every room's order). So quiet rooms pay nothing, however many there
+are and however busy the server, and a busy room pays at most the delay, in
+latency only, as its members already do for `flush_delay`. PostgreSQL's
+`commit_delay` is the same idea. The pacing runs on the event loop, so the
+writer thread is woken once per group, not once per append.
 """
 
 import asyncio
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -31,15 +34,28 @@ class CommitPacer(Generic[T]):
         self._waiting: list[T] = []
         self._handed_at = -math.inf
         """Loop time of the last hand-over."""
+        self._due_at = math.inf
         self._timer: asyncio.TimerHandle | None = None
+        self._last_seen: OrderedDict[str, float] = OrderedDict()
+        """Rooms that had a message within the delay: loop time of it, oldest first."""
 
-    def add(self, item: T) -> None:
-        """Hand `item` over with the rest of this loop turn's, or, within the delay of the
-        last hand-over, once the delay has passed since it."""
+    def add(self, room: str, item: T) -> None:
+        """Hand `item` over at the end of this loop turn, or, when its room is busy,
+        once the delay has passed since the last hand-over."""
         self._waiting.append(item)
-        if self._timer is None:
-            loop = asyncio.get_running_loop()
-            due = max(self._handed_at + self._delay, loop.time())
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        due = now
+        if self._delay:
+            previous = self._last_seen.pop(room, -math.inf)
+            self._forget_before(now - self._delay)
+            self._last_seen[room] = now
+            if now - previous < self._delay:
+                due = max(self._handed_at + self._delay, now)
+        if due < self._due_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._due_at = due
             self._timer = loop.call_at(due, self._due)
 
     def flush(self) -> None:
@@ -47,9 +63,18 @@ class CommitPacer(Generic[T]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._due_at = math.inf
         waiting, self._waiting = self._waiting, []
         if waiting:
             self._hand_over(waiting)
+
+    def _forget_before(self, horizon: float) -> None:
+        seen = self._last_seen
+        while seen:
+            room = next(iter(seen))
+            if seen[room] >= horizon:
+                return
+            del seen[room]
 
     def _due(self) -> None:
         self._timer = None

@@ -364,7 +364,7 @@ class SqliteStore:
             stored(StoreUnavailable("store is not open"))
             return
         key = retry.key() if retry is not None else None
-        self._pacer.add(_Append(room, sender, content, timestamp_ms, key, stored))
+        self._pacer.add(room, _Append(room, sender, content, timestamp_ms, key, stored))
 
     async def history(self, room: str, before: int | None, limit: int) -> Page:
         def run(connection: sqlite3.Connection) -> Page:
