@@ -9,13 +9,15 @@ commit of its own, and that is most of what storing costs there.
 
 A room is *busy* when its previous message came less than the delay ago. A
 busy room's message waits until the delay has passed since the last hand-over
-to the writer, and goes with every append that came meanwhile; any other
-message goes at the end of the loop turn, taking whatever waits along (a single
-queue keeps every room's order). So quiet rooms pay nothing, however many there
-are and however busy the server, and a busy room pays at most the delay, in
-latency only, as its members already do for `flush_delay`. PostgreSQL's
-`commit_delay` is the same idea. The pacing runs on the event loop, so the
-writer thread is woken once per group, not once per append.
+to the writer, and goes with every append that came meanwhile. Any other
+message is handed over at once, taking whatever waits along (a single queue
+keeps every room's order), so the writer starts on it while the loop goes on,
+as it did before there was a pacer. So quiet rooms pay
+nothing, however many there are and however busy the server, and a busy room
+pays at most the delay, in latency only, as its members already do for
+`flush_delay`. PostgreSQL's `commit_delay` is the same idea. The pacing runs
+on the event loop, so the writer thread is woken once per group, not once per
+append.
 """
 
 import asyncio
@@ -34,36 +36,33 @@ class CommitPacer(Generic[T]):
         self._waiting: list[T] = []
         self._handed_at = -math.inf
         """Loop time of the last hand-over."""
-        self._due_at = math.inf
         self._timer: asyncio.TimerHandle | None = None
         self._last_seen: OrderedDict[str, float] = OrderedDict()
         """Rooms that had a message within the delay: loop time of it, oldest first."""
 
     def add(self, room: str, item: T) -> None:
-        """Hand `item` over at the end of this loop turn, or, when its room is busy,
-        once the delay has passed since the last hand-over."""
+        """Hand `item` over now, with whatever waits, or, when its room is busy, once the
+        delay has passed since the last hand-over."""
         self._waiting.append(item)
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        due = now
         if self._delay:
+            loop = asyncio.get_running_loop()
+            now = loop.time()
             previous = self._last_seen.pop(room, -math.inf)
             self._forget_before(now - self._delay)
             self._last_seen[room] = now
             if now - previous < self._delay:
-                due = max(self._handed_at + self._delay, now)
-        if due < self._due_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._due_at = due
-            self._timer = loop.call_at(due, self._due)
+                if self._timer is None:
+                    due = max(self._handed_at + self._delay, now)
+                    self._timer = loop.call_at(due, self._due)
+                return
+            self._handed_at = now
+        self.flush()
 
     def flush(self) -> None:
         """Hand over whatever waits, now (the store is closing)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._due_at = math.inf
         waiting, self._waiting = self._waiting, []
         if waiting:
             self._hand_over(waiting)
