@@ -2,22 +2,22 @@
 
 A commit of the SQLite store costs about the same whether it carries one
 message or twenty: the writer thread wakes on another thread's signal, writes
-the WAL, fsyncs and signals back (200 to 350 us of CPU on the machines in
-docs/benchmarks.md). A room taking a few hundred messages a second sends each
-one after the previous commit is done, so without help every message is a
-commit of its own, and that is most of what storing costs there.
+the WAL, fsyncs and signals back (about 300 us of CPU for a lone commit on
+session 5's machine, `python -m bench.store_cost`). A room taking a few
+hundred messages a second sends each one after the previous commit is done,
+so without help every message is a commit of its own, and that is most of
+what storing costs there.
 
 A room is *busy* when its previous message came less than the delay ago. A
 busy room's message waits until the delay has passed since the last hand-over
 to the writer, and goes with every append that came meanwhile. Any other
 message is handed over at once, taking whatever waits along (a single queue
 keeps every room's order), so the writer starts on it while the loop goes on,
-as it did before there was a pacer. So quiet rooms pay
-nothing, however many there are and however busy the server, and a busy room
-pays at most the delay, in latency only, as its members already do for
-`flush_delay`. PostgreSQL's `commit_delay` is the same idea. The pacing runs
-on the event loop, so the writer thread is woken once per group, not once per
-append.
+as it did before there was a pacer. So quiet rooms pay nothing, however many
+there are and however busy the server, and a busy room pays at most the
+delay, in latency only, as its members already do for `flush_delay`.
+PostgreSQL's `commit_delay` is the same idea. The pacing runs on the event
+loop, so the writer thread is woken once per group, not once per append.
 """
 
 import asyncio
@@ -59,7 +59,7 @@ class CommitPacer(Generic[T]):
         self.flush()
 
     def flush(self) -> None:
-        """Hand over whatever waits, now (the store is closing)."""
+        """Hand over whatever waits, now (also when the store closes)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -3,7 +3,7 @@
 No SQLite call runs on the event loop. One writer thread owns the write
 connection and takes every append waiting in its queue into one
 transaction, so a burst costs one commit (one fsync), not one per message;
-with a commit delay, a busy server's appends are handed to it in groups
+with a commit delay, busy rooms' appends are handed to it in groups
 (`CommitPacer`) so that a steady stream is grouped too. A small pool of
 reader threads serves history and replay, which WAL lets run beside the
 writer. Results go back to the loop in order, one callback per batch, so the
