@@ -184,3 +184,35 @@ async def test_pages_and_replays_larger_than_the_outbound_buffer_arrive_whole(
         assert ack["replayed"] == 100
         assert [m["id"] for m in bob.received if m["type"] == "message"] == list(range(1, 101))
         assert bob.close_code is None
+
+
+async def test_a_busy_rooms_messages_wait_for_the_commit_delay_and_a_quiet_rooms_do_not(
+    start_server: StartServer, data_dir: str
+) -> None:
+    """`--sqlite-commit-delay` end to end: a busy room's messages are stored (so acked and
+    broadcast) together once the delay has passed; a quiet room's message is stored at
+    once and takes them along; every id still arrives once, in order."""
+    delay = 0.5
+    server = await start_server(store="sqlite", data_dir=data_dir, sqlite_commit_delay=delay)
+    async with (
+        await ChatClient.connect(server.ws_url) as ann,
+        await ChatClient.connect(server.ws_url) as bob,
+    ):
+        await ann.join("quiet", "ann")
+        await ann.join("busy", "ann")
+        await bob.join("busy", "bob")
+        loop = asyncio.get_running_loop()
+        await ann.say("m0", room="busy")
+        started = loop.time()
+        for n in range(1, 4):
+            await ann.send({"type": "message", "room": "busy", "content": f"m{n}"})
+        await bob.expect("message", content="m3", timeout=5)
+        assert loop.time() - started >= delay / 2
+        for n in range(4, 7):
+            await ann.send({"type": "message", "room": "busy", "content": f"m{n}"})
+        started = loop.time()
+        await ann.say("hello", room="quiet")
+        await bob.expect("message", content="m6", timeout=delay / 2)
+        assert loop.time() - started < delay / 2
+        messages = [(e["id"], e["content"]) for e in bob.received if e["type"] == "message"]
+        assert messages == [(n + 1, f"m{n}") for n in range(7)]

@@ -219,3 +219,35 @@ async def test_closing_stores_the_appends_still_waiting_for_the_commit_delay(
         ]
     finally:
         await reopened.close()
+
+
+async def test_appends_waiting_for_the_commit_delay_when_the_writer_dies_are_answered(
+    tmp_path: Path,
+) -> None:
+    """They reach the writer's queue only after it stopped: `unavailable`, not silence."""
+    store = SqliteStore(tmp_path / "hubbub.db", commit_delay=0.3)
+    await store.open()
+    try:
+        await store.append("r", "ann", "first", T0)
+        outcomes: list[Appended | Exception] = []
+        all_answered = asyncio.Event()
+
+        def stored(outcome: Appended | Exception) -> None:
+            outcomes.append(outcome)
+            if len(outcomes) == 2:
+                all_answered.set()
+
+        for n in range(2):
+            store.submit("r", "ann", f"waiting {n}", T0 + n, None, stored)
+
+        def die(connection: sqlite3.Connection) -> None:
+            raise SystemExit("a bug in the writer")
+
+        with pytest.raises(StoreUnavailable):
+            await store._write(die)
+        assert outcomes == []
+        async with asyncio.timeout(10):
+            await all_answered.wait()
+        assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes), outcomes
+    finally:
+        await store.close()
