@@ -79,7 +79,11 @@ async def test_a_client_that_never_reads_is_closed_with_1013(
         assert sender.close_code is None
 
 
-async def test_typing_is_shed_instead_of_closing(start_server: StartServer) -> None:
+async def test_typing_is_shed_while_a_client_lags_and_flows_again_once_it_caught_up(
+    start_server: StartServer,
+) -> None:
+    """The server remembers the socket's backlog from its last write to it; once the client
+    has read everything, the next typing frame must see the drained socket, not be shed."""
     server = await start_server(**SLOW_SETTINGS)
     async with (
         aiohttp.ClientSession() as http,
@@ -106,4 +110,8 @@ async def test_typing_is_shed_instead_of_closing(start_server: StartServer) -> N
                     break
         assert 0 < typings < sent
         assert not slow.closed
+        await typist.send({"type": "typing", "room": ROOM})
+        async with asyncio.timeout(5):
+            caught_up = await slow.receive_json()
+        assert caught_up["type"] == "typing"
         await slow.close()

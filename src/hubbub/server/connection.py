@@ -46,6 +46,7 @@ class Link(Protocol):
 
 class Connection:
     __slots__ = (
+        "_backlog",
         "_close_request",
         "_deflater",
         "_floors",
@@ -54,6 +55,7 @@ class Connection:
         "_held",
         "_link",
         "_max_buffer",
+        "_next",
         "_publish_reported",
         "_queue",
         "_queued_bytes",
@@ -90,13 +92,21 @@ class Connection:
         self.ip = ip
         self._deflater = deflater
         self._max_buffer = max_buffer
-        self._queue: list[Frame] = []
-        """Frames not yet handed to the transport."""
+        self._next: Frame | None = None
+        self._queue: list[Frame] | None = None
+        """Frames not yet handed to the transport: the next one, and any after it. The
+        next one has a slot of its own because it is usually the only one: fan-out then
+        touches one object per member, the connection, not a list as well."""
         self._held: list[Frame] | None = None
         self._floors: dict[str, int] = {}
         """Per room, the last id a replay delivered (see `release`)."""
         self._queued_bytes = 0
         """Bytes in the queue and the held list."""
+        self._backlog = 0
+        """The transport's unsent bytes as of our last write to it. The socket only drains
+        them after that (the protocol's own pongs aside, a few bytes), so this is an upper
+        bound, read again before it is acted on: fan-out then leaves the transport alone
+        until the flush, one object less to touch per member."""
         self._flusher = flusher
         self._flush_scheduled = NOT_SCHEDULED
         self.flushed_at = 0.0
@@ -128,15 +138,12 @@ class Connection:
 
     def send(self, event: ServerEvent) -> None:
         """Queue an event for this connection alone (an answer to what it sent)."""
-        self._add(frame_of(event, self.codec), live=True)
+        self.enqueue(frame_of(event, self.codec))
         self._hurry()
 
-    def enqueue(self, frame: Frame) -> None:
-        """Queue an encoded frame (or hold it during a replay). Never blocks, never awaits."""
-        self._add(frame, live=True)
-
-    def _add(self, frame: Frame, live: bool) -> None:
-        """Queue `frame`; a live one (not part of a replay) may be held or below a floor.
+    def enqueue(self, frame: Frame, live: bool = True) -> None:
+        """Queue an encoded frame. Never blocks, never awaits. A live one (not part of a
+        replay) is held during a replay, and dropped when a replay already delivered it.
 
         This runs once per member per broadcast: the common case (open, no replay,
         room in the buffer) passes each check at the cost of one comparison."""
@@ -145,22 +152,41 @@ class Connection:
         if live and self._floors and frame.message is not None and self._below_floor(frame.message):
             return
         size = len(frame.payload)
-        buffered = self._queued_bytes + self._transport.get_write_buffer_size() + size
-        if buffered > self._max_buffer // 2:
-            if frame.sheddable:
-                # Half the buffer stays free for what must not be lost.
-                self.frames_shed += 1
-                return
-            if buffered > self._max_buffer and buffered > size and not self._make_room(size):
-                # (A frame larger than the whole buffer still goes out when nothing waits
-                # before it.)
-                return
+        if self._queued_bytes + self._backlog + size > self._max_buffer // 2:
+            self._backlog = self._transport.get_write_buffer_size()
+            buffered = self._queued_bytes + self._backlog + size
+            if buffered > self._max_buffer // 2:
+                if frame.sheddable:
+                    # Half the buffer stays free for what must not be lost.
+                    self.frames_shed += 1
+                    return
+                if buffered > self._max_buffer and buffered > size and not self._make_room(size):
+                    # (A frame larger than the whole buffer still goes out when nothing
+                    # waits before it.)
+                    return
         self._queued_bytes += size
         if live and self._held is not None:
             self._held.append(frame)
             return
-        self._queue.append(frame)
+        if self._next is None:
+            self._next = frame
+        else:
+            self._push(frame)
         self._kick()
+
+    def _push(self, frame: Frame) -> None:
+        """Queue `frame` behind the next one."""
+        if self._next is None:
+            self._next = frame
+        elif self._queue is None:
+            self._queue = [frame]
+        else:
+            self._queue.append(frame)
+
+    def _queued(self) -> list[Frame]:
+        if self._next is None:
+            return []
+        return [self._next, *(self._queue or ())]
 
     def _kick(self) -> None:
         scheduled = self._flush_scheduled
@@ -179,27 +205,34 @@ class Connection:
     def flush(self) -> bool:
         """Write every queued frame in one system call; False if there was none."""
         self._flush_scheduled = NOT_SCHEDULED
-        if not self._queue:
+        frame = self._next
+        if frame is None:
             return False
-        frames, self._queue = self._queue, []
+        self._next = None
         deflater = self._deflater
-        if len(frames) == 1:
-            frame = frames[0]
-            self._queued_bytes -= len(frame.payload)
+        if self._queue is None:
+            frames = None
             data = frame.wire if deflater is None else frame.deflated_wire(deflater)
         else:
-            self._queued_bytes -= sum([len(frame.payload) for frame in frames])
+            frames = [frame, *self._queue]
+            self._queue = None
             if deflater is None:
                 data = b"".join([frame.wire for frame in frames])
             else:
                 data = b"".join([frame.deflated_wire(deflater) for frame in frames])
-        if not self._transport.is_closing():
-            self._transport.write(data)
+        if self._held is None:
+            self._queued_bytes = 0
+        else:
+            self._queued_bytes -= sum([len(f.payload) for f in frames or (frame,)])
+        transport = self._transport
+        if not transport.is_closing():
+            transport.write(data)
+            self._backlog = transport.get_write_buffer_size()
         return True
 
     def ping(self) -> None:
         """Queue a WebSocket ping, ahead of frames held back by a replay."""
-        self._add(PING, live=False)
+        self.enqueue(PING, live=False)
 
     def drop(self, reason: str) -> None:
         """Cut the connection without a close handshake (the peer is gone: 1006)."""
@@ -216,7 +249,7 @@ class Connection:
 
     def deliver(self, event: ServerEvent) -> None:
         """Queue a frame ahead of the held ones (the replay)."""
-        self._add(frame_of(event, self.codec), live=False)
+        self.enqueue(frame_of(event, self.codec), live=False)
         self._hurry()
 
     def release(self, room: str, replayed_up_to: int) -> None:
@@ -232,8 +265,8 @@ class Connection:
             if message is not None and message[0] == room and message[1] <= replayed_up_to:
                 self._queued_bytes -= len(frame.payload)
                 continue
-            self._queue.append(frame)
-        if self._queue:
+            self._push(frame)
+        if self._next is not None:
             self._kick()
 
     def _below_floor(self, message: tuple[str, int]) -> bool:
@@ -281,10 +314,11 @@ class Connection:
 
     def _make_room(self, needed: int) -> bool:
         """Shed what can be shed; if still over the limit, give up on the connection."""
-        kept = [queued for queued in self._queue if not queued.sheddable]
+        queued = self._queued()
+        kept = [frame for frame in queued if not frame.sheddable]
         held = [queued for queued in self._held or () if not queued.sheddable]
-        self.frames_shed += len(self._queue) - len(kept) + len(self._held or ()) - len(held)
-        self._queue = kept
+        self.frames_shed += len(queued) - len(kept) + len(self._held or ()) - len(held)
+        self._next, self._queue = (kept[0], kept[1:] or None) if kept else (None, None)
         if self._held is not None:
             self._held = held
         self._queued_bytes = sum(len(queued.payload) for queued in (*kept, *held))
@@ -295,7 +329,7 @@ class Connection:
 
     def _give_up(self) -> None:
         self.slow = True
-        self._queue.clear()
+        self._next = self._queue = None
         self._queued_bytes = 0
         self._held = None
         self._close_request = (SLOW_CONSUMER, "slow consumer")

@@ -1,8 +1,8 @@
 """Encoded events, shared by every member that gets them.
 
-A broadcast encodes its event once per codec into a `Frame`, and the
-serialized WebSocket frame (header and payload) is built once on first use,
-so fan-out is a list append per member. Compressed members share frames too:
+A broadcast encodes its event once per codec into a `Frame`, which builds
+the serialized WebSocket frame (header and payload) once, so fan-out queues
+a reference per member. Compressed members share frames too:
 the server answers every permessage-deflate offer with
 `server_no_context_takeover`, so a message compressed on its own is valid for
 every member that negotiated the same window size, and a `Deflater` compresses
@@ -29,11 +29,11 @@ class Frame:
     __slots__ = (
         "_deflated",
         "_deflated_bits",
-        "_wire",
         "message",
         "opcode",
         "payload",
         "sheddable",
+        "wire",
     )
 
     def __init__(
@@ -49,16 +49,11 @@ class Frame:
         self.sheddable = sheddable
         self.message = message
         """(room, id) when the event is a chat message."""
-        self._wire: bytes | None = None
+        self.wire = WireFrame(self.opcode, payload).serialize(mask=False)
+        """The whole uncompressed WebSocket frame, as a server sends it (unmasked): built
+        once here, a plain attribute rather than a property, as fan-out reads it per member."""
         self._deflated: bytes | None = None
         self._deflated_bits = 0
-
-    @property
-    def wire(self) -> bytes:
-        """The whole uncompressed WebSocket frame, as a server sends it (unmasked)."""
-        if self._wire is None:
-            self._wire = WireFrame(self.opcode, self.payload).serialize(mask=False)
-        return self._wire
 
     def deflated_wire(self, deflater: "Deflater") -> bytes:
         """The whole frame compressed by `deflater` (kept for the next member with
