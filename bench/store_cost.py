@@ -1,4 +1,5 @@
-"""CPU per stored message at a steady rate: the memory store, and SQLite per commit delay.
+"""CPU per stored message at a steady rate: the memory store, and SQLite per commit delay
+(with `synchronous = FULL`, the default) and with `synchronous = NORMAL`.
 
     python -m bench.store_cost [--rate 400] [--seconds 5] [--repeats 3] [--delays 0,0.01]
 
@@ -76,12 +77,17 @@ async def _paced(store: MessageStore, rate: float, seconds: float) -> Sample:
     )
 
 
-async def measure(name: str, delay: float, rate: float, seconds: float) -> Sample:
+Configuration = tuple[str, float, str]
+"""Store, commit delay, synchronous level (SQLite's)."""
+
+
+async def measure(configuration: Configuration, rate: float, seconds: float) -> Sample:
+    name, delay, synchronous = configuration
     with tempfile.TemporaryDirectory() as data:
         store: MessageStore = (
             MemoryStore()
             if name == "memory"
-            else SqliteStore(Path(data) / "hubbub.db", commit_delay=delay)
+            else SqliteStore(Path(data) / "hubbub.db", commit_delay=delay, synchronous=synchronous)
         )
         await store.open()
         try:
@@ -101,24 +107,29 @@ async def main(argv: Sequence[str] | None = None) -> None:
         "--delays", default="0,0.01", help="comma-separated SQLite commit delays (seconds)"
     )
     args = parser.parse_args(argv)
-    configurations = [("memory", 0.0)] + [
-        ("sqlite", float(delay)) for delay in args.delays.split(",")
+    configurations: list[Configuration] = [
+        ("memory", 0.0, "-"),
+        *(("sqlite", float(delay), "FULL") for delay in args.delays.split(",")),
+        ("sqlite", 0.0, "NORMAL"),
     ]
-    samples: dict[tuple[str, float], list[Sample]] = {c: [] for c in configurations}
+    samples: dict[Configuration, list[Sample]] = {c: [] for c in configurations}
     for _ in range(args.repeats):
-        for name, delay in configurations:
-            sample = await measure(name, delay, args.rate, args.seconds)
-            samples[name, delay].append(sample)
+        for configuration in configurations:
+            sample = await measure(configuration, args.rate, args.seconds)
+            samples[configuration].append(sample)
     print(f"rate={args.rate:g} msg/s seconds={args.seconds:g} repeats={args.repeats}")
-    print("| store | commit delay | CPU us per message (median) | runs | stored p50 / p99 ms |")
-    print("|---|---:|---:|---|---|")
-    for (name, delay), runs in samples.items():
+    print(
+        "| store | synchronous | commit delay | CPU us per message (median) | runs"
+        " | stored p50 / p99 ms |"
+    )
+    print("|---|---|---:|---:|---|---|")
+    for (name, delay, synchronous), runs in samples.items():
         cpu = statistics.median(s.cpu_us_per_message for s in runs)
         each = ", ".join(f"{s.cpu_us_per_message:.0f}" for s in runs)
         p50 = statistics.median(s.p50_ms for s in runs)
         p99 = statistics.median(s.p99_ms for s in runs)
         shown = f"{delay * 1000:g} ms" if name == "sqlite" else "-"
-        print(f"| {name} | {shown} | {cpu:.0f} | {each} | {p50:.2f} / {p99:.2f} |")
+        print(f"| {name} | {synchronous} | {shown} | {cpu:.0f} | {each} | {p50:.2f} / {p99:.2f} |")
 
 
 if __name__ == "__main__":

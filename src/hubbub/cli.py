@@ -107,6 +107,12 @@ _SERVE_OPTIONS = [
         "Seconds a busy room's message may wait to share an SQLite commit (0: none). "
         "Less CPU per message in busy rooms, that much latency there.",
     ),
+    _option(
+        "sqlite_synchronous",
+        click.Choice(["full", "normal"]),
+        "full: fsync every commit before its messages go out (survives a power cut). "
+        "normal: fsync with the checkpoint, about a second later (survives a crash).",
+    ),
     _option("history_max_per_room", int, "Messages kept per room; older ones are pruned."),
     _option("history_max_age", Duration(), "How long messages are kept: seconds or 30d, 12h, 15m."),
     _option(

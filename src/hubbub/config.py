@@ -55,6 +55,10 @@ class Settings:
     sqlite_commit_delay: float = 0.0
     """Seconds a message of a busy room (its previous message came less than this ago)
     may wait to share an SQLite commit, and its fsync, with others (0: no wait)."""
+    sqlite_synchronous: str = "full"
+    """`full`: every commit is fsynced before its messages are sent, so they survive a power
+    cut. `normal`: a commit is written but fsynced only with the next checkpoint (about a
+    second later), so it survives the process's crash and may be lost with the machine."""
     history_max_per_room: int = 10_000
     history_max_age: float = 30 * 24 * 3600.0
     """Seconds a message is kept."""
@@ -98,6 +102,11 @@ class Settings:
             "must be at least 32 bytes (HS256)",
         )
         _require("store", self.store in ("sqlite", "memory"), "must be sqlite or memory")
+        _require(
+            "sqlite_synchronous",
+            self.sqlite_synchronous in ("full", "normal"),
+            "must be full or normal",
+        )
         _require("data_dir", bool(self.data_dir.strip()), "must not be empty")
         _require(
             "log_level",

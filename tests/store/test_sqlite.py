@@ -251,3 +251,19 @@ async def test_appends_waiting_for_the_commit_delay_when_the_writer_dies_are_ans
         assert all(isinstance(outcome, StoreUnavailable) for outcome in outcomes), outcomes
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize(("synchronous", "level"), [("FULL", 2), ("NORMAL", 1)])
+async def test_the_writer_commits_at_the_chosen_synchronous_level(
+    tmp_path: Path, synchronous: str, level: int
+) -> None:
+    store = SqliteStore(tmp_path / "hubbub.db", synchronous=synchronous)
+    await store.open()
+    try:
+
+        def read_level(connection: sqlite3.Connection) -> int:
+            return int(connection.execute("PRAGMA synchronous").fetchone()[0])
+
+        assert await store._write(read_level) == level
+    finally:
+        await store.close()

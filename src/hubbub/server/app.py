@@ -28,6 +28,7 @@ def build_store(settings: Settings) -> MessageStore:
         Path(settings.data_dir) / "hubbub.db",
         busy_timeout_ms=int(settings.sqlite_busy_timeout * 1000),
         commit_delay=settings.sqlite_commit_delay,
+        synchronous=settings.sqlite_synchronous.upper(),
     )
 
 
