@@ -11,11 +11,12 @@ import argparse
 import json
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bench import charts, machine, report, runner
 from bench.pinning import split_cores
-from bench.plan import FULL, QUICK, SCENARIOS, Plan
+from bench.plan import FULL, QUICK, SCENARIOS, Plan, Sizes
 from bench.servers import SERVERS
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -44,6 +45,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--repeats", type=int, help="repeats per scenario (default 3, quick 1)")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    parser.add_argument(
+        "--s1-rates",
+        type=_rates,
+        help="comma-separated S1 send rates instead of the ladder, e.g. 50,50,50 to compare"
+        " CPU per delivery at one rate with more samples",
+    )
     parser.add_argument(
         "--workers", type=int, default=2, help="load-generator processes (default 2)"
     )
@@ -89,6 +96,21 @@ def report_saved(path: Path, charts_dir: Path | None) -> int:
     return 0
 
 
+def _rates(text: str) -> tuple[int, ...]:
+    try:
+        rates = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of rates like 50,100") from None
+    if not rates or min(rates) <= 0:
+        raise argparse.ArgumentTypeError("rates must be positive")
+    return rates
+
+
+def _sizes(args: argparse.Namespace) -> Sizes:
+    sizes = QUICK if args.quick else FULL
+    return replace(sizes, s1_rates=args.s1_rates) if args.s1_rates else sizes
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.from_json:
@@ -103,7 +125,7 @@ def main(argv: list[str]) -> int:
         scenarios=tuple(args.scenario or SCENARIOS),
         servers=servers,
         repeats=args.repeats or (1 if args.quick else 3),
-        sizes=QUICK if args.quick else FULL,
+        sizes=_sizes(args),
         workers=args.workers,
         quick=args.quick,
         client=args.client,
