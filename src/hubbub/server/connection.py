@@ -168,7 +168,7 @@ class Connection:
         if live and self._held is not None:
             self._held.append(frame)
             return
-        if self._next is None:
+        if self._next is None:  # `_push`'s first case, without the call: the usual one
             self._next = frame
         else:
             self._push(frame)
@@ -217,13 +217,13 @@ class Connection:
             frames = [frame, *self._queue]
             self._queue = None
             if deflater is None:
-                data = b"".join([frame.wire for frame in frames])
+                data = b"".join([queued.wire for queued in frames])
             else:
-                data = b"".join([frame.deflated_wire(deflater) for frame in frames])
+                data = b"".join([queued.deflated_wire(deflater) for queued in frames])
         if self._held is None:
             self._queued_bytes = 0
         else:
-            self._queued_bytes -= sum([len(f.payload) for f in frames or (frame,)])
+            self._queued_bytes -= sum([len(sent.payload) for sent in frames or (frame,)])
         transport = self._transport
         if not transport.is_closing():
             transport.write(data)

@@ -13,8 +13,7 @@ the end of the turn, so ordinary chat pays no latency for the setting.
 
 The flusher keeps its event loop rather than asking for it per mark:
 `asyncio.get_running_loop()` checks the process id with a getpid() system
-call each time, and a mark is made once per member per message (profiled at
-9% of the server's CPU in a busy room, before it kept the loop).
+call each time (0.25 us here), and a busy member is marked once per message.
 """
 
 import asyncio
