@@ -62,6 +62,7 @@ class Connection:
         "_transport",
         "codec",
         "flushed_at",
+        "frame_gap",
         "frames_shed",
         "id",
         "ip",
@@ -69,7 +70,6 @@ class Connection:
         "publishing",
         "session",
         "slow",
-        "write_gap",
     )
 
     def __init__(
@@ -110,7 +110,7 @@ class Connection:
         self._flusher = flusher
         self._flush_scheduled = NOT_SCHEDULED
         self.flushed_at = 0.0
-        self.write_gap = QUIET_GAP
+        self.frame_gap = QUIET_GAP
         self._close_request: tuple[int, str] | None = None
         self.on_give_up: Callable[[Connection], None] | None = None
         """Called (soon, not during the enqueue) when the connection is dropped as too slow."""
@@ -202,12 +202,12 @@ class Connection:
         if self._flush_scheduled == AFTER_DELAY:
             self._flush_scheduled = self._flusher.mark_now(self)
 
-    def flush(self) -> bool:
-        """Write every queued frame in one system call; False if there was none."""
+    def flush(self) -> int:
+        """Write every queued frame in one system call; how many frames that was."""
         self._flush_scheduled = NOT_SCHEDULED
         frame = self._next
         if frame is None:
-            return False
+            return 0
         self._next = None
         deflater = self._deflater
         if self._queue is None:
@@ -228,7 +228,7 @@ class Connection:
         if not transport.is_closing():
             transport.write(data)
             self._backlog = transport.get_write_buffer_size()
-        return True
+        return 1 if frames is None else len(frames)
 
     def ping(self) -> None:
         """Queue a WebSocket ping, ahead of frames held back by a replay."""

@@ -4,67 +4,79 @@ A broadcast to n members marks n connections; scheduling a callback for each
 would cost n event-loop handles per message. Instead the first mark of a turn
 schedules one flush, which walks the marked connections in order.
 
-With a flush delay, a *busy* connection (one whose writes have lately come
-less than twice the delay apart) that was written to less than the delay ago
-waits until the delay has passed since that write, gathering the frames of
-several messages into one write: fewer send() calls per delivery, the main
-cost of fan-out, where rooms are busy. A quiet connection is still written at
-the end of the turn, so ordinary chat pays no latency for the setting.
+With a flush delay, a *busy* connection (one whose frames have lately come
+less than the delay apart) holds the first frame queued after a write for the
+delay, and everything queued meanwhile leaves with it: fewer send() calls per
+delivery, the main cost of fan-out, where rooms are busy. This is a batching
+window, as Kafka's producer `linger.ms` is, rather than a limit of one write
+per delay: at a rate just above one frame per delay, a window still gathers
+two frames into each write where the limit gathers barely more than one, and
+neither adds more than the delay to a frame's latency. A quiet connection is
+still written at the end of the turn, so ordinary chat pays no latency for
+the setting.
 
 The flusher keeps its event loop rather than asking for it per mark:
 `asyncio.get_running_loop()` checks the process id with a getpid() system
-call each time (0.25 us here), and a busy member is marked once per message.
+call each time (0.25 us here), and a busy member is marked once per window.
 """
 
 import asyncio
+from collections import deque
 from typing import Protocol
 
 NOT_SCHEDULED, AT_TURN_END, AFTER_DELAY = 0, 1, 2
 """When a connection's next write is due (see `Flusher.mark`)."""
 _SMOOTHING = 0.25
-"""Weight of the newest interval in a connection's average time between writes."""
+"""Weight of the newest write in a connection's average time between frames."""
 QUIET_GAP = 1.0
-"""Seconds between writes assumed for a new connection, and the most one interval counts."""
+"""Seconds between frames assumed for a new connection, and the most one write counts."""
+_GRAIN = 0.001
+"""Windows due within this of each other are written by one timer: the event loop's
+timers keep a millisecond's resolution anyway."""
 
 
 class Flushable(Protocol):
     flushed_at: float
     """Loop time of the last write the flusher made."""
-    write_gap: float
-    """Smoothed seconds between the flusher's writes (kept only with a delay)."""
+    frame_gap: float
+    """Smoothed seconds between the frames the flusher wrote (kept only with a delay)."""
 
-    def flush(self) -> bool:
-        """Write what is queued; False if nothing was."""
+    def flush(self) -> int:
+        """Write what is queued; how many frames that was."""
 
 
 class Flusher:
     def __init__(self, delay: float = 0.0) -> None:
         self._marked: list[Flushable] = []
-        self._waiting: list[Flushable] = []
-        """Busy connections, written when `_timer` fires."""
+        self._windows: deque[tuple[float, list[Flushable]]] = deque()
+        """Busy connections by the loop time their window closes, earliest first: every
+        window is as long as the delay, so they close in the order they opened."""
         self._timer: asyncio.TimerHandle | None = None
+        """Fires when the earliest window closes."""
         self._delay = delay
-        self._busy_gap = 2 * delay
         self._loop: asyncio.AbstractEventLoop | None = None
         """The running loop, bound at the first mark (see the module's docstring)."""
 
     def mark(self, connection: Flushable) -> int:
         """`connection` has frames to write: flush it at the end of this loop turn, or,
-        when it is busy, once the delay has passed since its last write. Returns which
-        (`AT_TURN_END` or `AFTER_DELAY`)."""
-        if self._delay and connection.write_gap < self._busy_gap:
+        when it is busy, once the delay has passed. Returns which (`AT_TURN_END` or
+        `AFTER_DELAY`)."""
+        if self._delay and connection.frame_gap < self._delay:
             loop = self._loop or self._bind_loop()
-            due = connection.flushed_at + self._delay
-            if due > loop.time():
+            due = loop.time() + self._delay
+            windows = self._windows
+            if windows and windows[-1][0] > due - _GRAIN:
+                windows[-1][1].append(connection)
+            else:
+                windows.append((due, [connection]))
                 if self._timer is None:
-                    self._timer = loop.call_at(due, self._flush_waiting)
-                self._waiting.append(connection)
-                return AFTER_DELAY
+                    self._timer = loop.call_at(due, self._flush_due)
+            return AFTER_DELAY
         return self.mark_now(connection)
 
     def mark_now(self, connection: Flushable) -> int:
         """Flush `connection` at the end of this loop turn (also if it already waits for
-        the delay: the timer will find nothing left to write)."""
+        the delay: its window will find nothing left to write)."""
         if not self._marked:
             (self._loop or self._bind_loop()).call_soon(self._flush_marked)
         self._marked.append(connection)
@@ -78,10 +90,14 @@ class Flusher:
         marked, self._marked = self._marked, []
         self._flush(marked)
 
-    def _flush_waiting(self) -> None:
+    def _flush_due(self) -> None:
         self._timer = None
-        waiting, self._waiting = self._waiting, []
-        self._flush(waiting)
+        loop = self._loop or self._bind_loop()
+        windows = self._windows
+        while windows and windows[0][0] <= loop.time() + _GRAIN:
+            self._flush(windows.popleft()[1])
+        if windows:
+            self._timer = loop.call_at(windows[0][0], self._flush_due)
 
     def _flush(self, connections: list[Flushable]) -> None:
         if not self._delay:
@@ -90,9 +106,10 @@ class Flusher:
             return
         now = (self._loop or self._bind_loop()).time()
         for connection in connections:
-            if connection.flush():
+            count = connection.flush()
+            if count:
                 gap = now - connection.flushed_at
                 if gap > QUIET_GAP:
                     gap = QUIET_GAP
-                connection.write_gap += (gap - connection.write_gap) * _SMOOTHING
+                connection.frame_gap += (gap / count - connection.frame_gap) * _SMOOTHING
                 connection.flushed_at = now
