@@ -57,11 +57,15 @@ class Frame:
 
     def deflated_wire(self, deflater: "Deflater") -> bytes:
         """The whole frame compressed by `deflater` (kept for the next member with
-        the same window size); a control frame is never compressed."""
+        the same window size); a control frame is never compressed.
+
+        Runs per member: the kept frame is looked for first, as reading an enum's
+        `value` costs more than the rest of the call."""
+        deflated = self._deflated
+        if deflated is not None and self._deflated_bits == deflater.window_bits:
+            return deflated
         if self.opcode.value >= Opcode.CLOSE.value:
             return self.wire
-        if self._deflated is not None and self._deflated_bits == deflater.window_bits:
-            return self._deflated
         deflated = deflater.frame(self.opcode, self.payload)
         if self._deflated is None:
             self._deflated, self._deflated_bits = deflated, deflater.window_bits
