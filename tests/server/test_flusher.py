@@ -1,6 +1,9 @@
 """When the Flusher writes: at the end of the turn, or when a busy connection's window closes."""
 
 import asyncio
+import logging
+
+import pytest
 
 from hubbub.server.flusher import AFTER_DELAY, AT_TURN_END, NOT_SCHEDULED, QUIET_GAP, Flusher
 
@@ -24,6 +27,8 @@ class Recorder:
         self.writes: list[tuple[float, int]] = []
         """Loop time and number of frames of each write."""
         self._wrote = asyncio.Event()
+        self.fails = False
+        self.dropped: str | None = None
 
     def add(self, frames: int = 1) -> None:
         self.pending += frames
@@ -32,12 +37,17 @@ class Recorder:
 
     def flush(self) -> int:
         self.scheduled = NOT_SCHEDULED
+        if self.fails:
+            raise OSError("broken")
         count, self.pending = self.pending, 0
         if count:
             self.log.append(self.name)
             self.writes.append((asyncio.get_running_loop().time(), count))
             self._wrote.set()
         return count
+
+    def drop(self, reason: str) -> None:
+        self.dropped = reason
 
     async def written(self) -> tuple[float, int]:
         """Wait for the next write: the loop time it happened at, and its frames."""
@@ -157,3 +167,22 @@ async def test_a_waiting_connection_marked_now_is_written_at_the_end_of_the_turn
     written, frames = await connection.written()
     assert written - marked < DELAY / 2
     assert frames == 1
+
+
+@pytest.mark.parametrize("delay", [0.0, DELAY])
+async def test_a_connection_that_fails_to_write_is_cut_and_the_rest_are_written(
+    delay: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    flusher = Flusher(delay)
+    order: list[str] = []
+    broken, after = Recorder(flusher, "broken", order), Recorder(flusher, "after", order)
+    broken.fails = True
+    for connection in (broken, after):
+        connection.frame_gap = 0.0
+    with caplog.at_level(logging.ERROR, "hubbub.server.flusher"):
+        broken.add()
+        after.add()
+        await after.written()
+    assert order == ["after"]
+    assert broken.dropped == "write failed"
+    assert "writing to a connection failed" in caplog.text

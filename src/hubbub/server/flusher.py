@@ -21,8 +21,11 @@ call each time (0.25 us here), and a busy member is marked once per window.
 """
 
 import asyncio
+import logging
 from collections import deque
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 NOT_SCHEDULED, AT_TURN_END, AFTER_DELAY = 0, 1, 2
 """When a connection's next write is due (see `Flusher.mark`)."""
@@ -43,6 +46,9 @@ class Flushable(Protocol):
 
     def flush(self) -> int:
         """Write what is queued; how many frames that was."""
+
+    def drop(self, reason: str) -> None:
+        """Cut the connection (its client resumes from history when it reconnects)."""
 
 
 class Flusher:
@@ -100,14 +106,18 @@ class Flusher:
             self._timer = loop.call_at(windows[0][0], self._flush_due)
 
     def _flush(self, connections: list[Flushable]) -> None:
-        if not self._delay:
-            for connection in connections:
-                connection.flush()
-            return
-        now = (self._loop or self._bind_loop()).time()
+        """Write `connections` out. One that fails to write is cut rather than left with
+        frames nobody will write, and the rest are still written."""
+        delay = self._delay
+        now = (self._loop or self._bind_loop()).time() if delay else 0.0
         for connection in connections:
-            count = connection.flush()
-            if count:
+            try:
+                count = connection.flush()
+            except Exception:
+                log.exception("writing to a connection failed; cutting it")
+                connection.drop("write failed")
+                continue
+            if count and delay:
                 gap = now - connection.flushed_at
                 if gap > QUIET_GAP:
                     gap = QUIET_GAP
