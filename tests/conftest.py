@@ -1,6 +1,7 @@
 """Shared fixtures: real servers on 127.0.0.1 with free ports, and clients that talk to them."""
 
 import asyncio
+import re
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -76,6 +77,13 @@ async def connect(server: RunningServer) -> AsyncIterator[Connect]:
     yield connector
     for client in clients:
         await client.close()
+
+
+def metric(text: str, name: str) -> float:
+    """The value of the sample `name` (labels included) in Prometheus text from /metrics."""
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert found is not None, f"{name} missing from /metrics"
+    return float(found.group(1))
 
 
 HUBBUB = [sys.executable, "-m", "hubbub"]

@@ -1,19 +1,12 @@
 """Garbage-collector tuning: the served process freezes start-up, and pauses are measured."""
 
 import gc
-import re
 
 import aiohttp
 from prometheus_client import CollectorRegistry
 
 from hubbub.server.gc_tuning import GcPauses
-from tests.conftest import SpawnServer
-
-
-def metric(text: str, name: str) -> float:
-    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
-    assert found is not None, f"{name} missing from /metrics"
-    return float(found.group(1))
+from tests.conftest import SpawnServer, metric
 
 
 def test_every_collection_is_counted_under_its_generation_until_stopped() -> None:

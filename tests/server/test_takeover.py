@@ -9,7 +9,7 @@ import orjson
 
 from hubbub.client import ChatClient
 from hubbub.server.runner import RunningServer
-from tests.conftest import StartServer
+from tests.conftest import StartServer, metric
 from tests.rawsocket import TEXT, WAIT, RawWebSocket, encode_frame
 
 JOIN = encode_frame(TEXT, b'{"type":"join","room":"r","username":"raw","ref":"j"}')
@@ -75,23 +75,41 @@ async def test_a_request_without_upgrade_is_told_to_upgrade(server: RunningServe
     assert not server.node.connections
 
 
+BAD_KEY = {
+    "Upgrade": "websocket",
+    "Connection": "Upgrade",
+    "Sec-WebSocket-Version": "13",
+    "Sec-WebSocket-Key": "not base64 of 16 bytes",
+}
+
+
 async def test_a_bad_handshake_gets_400_and_holds_no_connection_slot(
     start_server: StartServer,
 ) -> None:
     server = await start_server(max_connections=1)
-    headers = {
-        "Upgrade": "websocket",
-        "Connection": "Upgrade",
-        "Sec-WebSocket-Version": "13",
-        "Sec-WebSocket-Key": "not base64 of 16 bytes",
-    }
     async with aiohttp.ClientSession() as http:
         for _ in range(2):
-            async with http.get(f"{server.url}/ws", headers=headers) as response:
+            async with http.get(f"{server.url}/ws", headers=BAD_KEY) as response:
                 assert response.status == 400
                 assert "Sec-WebSocket-Key" in await response.text()
     async with await ChatClient.connect(server.ws_url) as client:
         await client.join("r", "alice")
+
+
+async def test_refused_upgrades_are_counted_by_reason(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        for _ in range(2):
+            async with http.get(f"{server.url}/ws", headers=BAD_KEY) as response:
+                assert response.status == 400
+        async with http.get(f"{server.url}/ws") as response:
+            assert response.status == 426
+        elsewhere = {**BAD_KEY, "Origin": "http://elsewhere.example"}
+        async with http.get(f"{server.url}/ws", headers=elsewhere) as response:
+            assert response.status == 403
+        async with http.get(f"{server.url}/metrics") as response:
+            text = await response.text()
+    assert metric(text, 'hubbub_upgrades_refused_total{reason="bad_handshake"}') == 3
+    assert metric(text, 'hubbub_upgrades_refused_total{reason="origin"}') == 1
 
 
 async def test_clients_gone_before_the_takeover_leave_no_connection_behind(

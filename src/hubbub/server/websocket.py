@@ -73,6 +73,8 @@ async def websocket_endpoint(request: web.Request) -> web.StreamResponse:
     handshake = _handshake(request, node.settings)
     response = handshake.accept(Request(request.path_qs, Headers(request.headers.items())))
     if response.status_code != 101:
+        node.metrics.upgrades_refused.labels("bad_handshake").inc()
+        log.info("refused upgrade from %s: %s", request.remote, handshake.handshake_exc)
         return web.Response(
             status=response.status_code,
             body=response.body,
