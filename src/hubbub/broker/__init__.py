@@ -1,0 +1,1 @@
+"""Brokers carry room events between the nodes of a cluster (see `base.Broker`)."""
