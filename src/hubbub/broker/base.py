@@ -12,29 +12,44 @@ Guarantees (checked by tests/contract/test_broker.py for every broker):
   its room, once; never the publishing node itself.
 - Events published by one node arrive at each other node in the order they
   were published.
-- A node not subscribed to a room gets none of its events.
+- A node not subscribed to a room gets none of its events; once `ready`
+  returns, it gets every event published afterwards in the rooms it had
+  subscribed to (while the broker is healthy).
 - `publish`, `subscribe` and `unsubscribe` never block and never raise: an
   event that cannot be carried now is dropped (at most once), and `healthy`
   turns false until the broker can carry events again.
-- `deliver` is called on the node's event loop, never during `publish`.
+- The subscriber is called on the node's event loop, never during `publish`.
+- After an outage (events may have been lost), once the broker carries events
+  again it calls `Subscriber.resumed`, so the node can catch up from the store.
 """
 
-from collections.abc import Callable
 from typing import Protocol
 
 from hubbub.protocol.envelope import Envelope
 
-Deliver = Callable[[Envelope], None]
-"""Called with each event another node published in a room this node subscribed to."""
+
+class Subscriber(Protocol):
+    """The node, as the broker sees it."""
+
+    def deliver(self, envelope: Envelope) -> None:
+        """An event another node published in a room this node subscribed to."""
+
+    def resumed(self) -> None:
+        """The broker carries events again after an outage; some may have been lost."""
 
 
 class Broker(Protocol):
-    async def start(self, node_id: str, deliver: Deliver) -> None:
-        """Connect as `node_id`; events for this node's subscriptions go to `deliver`."""
+    async def start(self, node_id: str, subscriber: Subscriber) -> None:
+        """Connect as `node_id`; events for this node's subscriptions go to `subscriber`."""
         ...
 
     def subscribe(self, room: str) -> None:
         """Receive the room's events (the node has a member there now)."""
+        ...
+
+    async def ready(self) -> None:
+        """Wait until every `subscribe` made so far is in force: events published by
+        other nodes from now on reach this node."""
         ...
 
     def unsubscribe(self, room: str) -> None:

@@ -6,8 +6,9 @@ one event loop, which is how the fan-out path is tested without a network.
 """
 
 import asyncio
+from collections.abc import Callable
 
-from hubbub.broker.base import Deliver
+from hubbub.broker.base import Subscriber
 from hubbub.protocol.envelope import Envelope
 
 
@@ -15,25 +16,28 @@ class Bus:
     """Which node of this process receives which room's events."""
 
     def __init__(self) -> None:
-        self.rooms: dict[str, dict[str, Deliver]] = {}
+        self.rooms: dict[str, dict[str, Callable[[Envelope], None]]] = {}
 
 
 class InProcessBroker:
     def __init__(self, bus: Bus | None = None) -> None:
         self._bus = bus if bus is not None else Bus()
         self._node = ""
-        self._deliver: Deliver | None = None
+        self._subscriber: Subscriber | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscribed: set[str] = set()
 
-    async def start(self, node_id: str, deliver: Deliver) -> None:
-        self._node, self._deliver = node_id, deliver
+    async def start(self, node_id: str, subscriber: Subscriber) -> None:
+        self._node, self._subscriber = node_id, subscriber
         self._loop = asyncio.get_running_loop()
 
     def subscribe(self, room: str) -> None:
-        assert self._deliver is not None, "subscribe before start"
+        assert self._subscriber is not None, "subscribe before start"
         self._subscribed.add(room)
         self._bus.rooms.setdefault(room, {})[self._node] = self._received
+
+    async def ready(self) -> None:
+        """Subscriptions are in force at once."""
 
     def unsubscribe(self, room: str) -> None:
         self._subscribed.discard(room)
@@ -53,8 +57,8 @@ class InProcessBroker:
 
     def _received(self, envelope: Envelope) -> None:
         """Deliver unless the room was left since the event was sent."""
-        if self._deliver is not None and envelope.room in self._subscribed:
-            self._deliver(envelope)
+        if self._subscriber is not None and envelope.room in self._subscribed:
+            self._subscriber.deliver(envelope)
 
     def healthy(self) -> bool:
         return True
@@ -62,4 +66,4 @@ class InProcessBroker:
     async def close(self) -> None:
         for room in list(self._subscribed):
             self.unsubscribe(room)
-        self._deliver = None
+        self._subscriber = None
