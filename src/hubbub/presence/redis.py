@@ -1,0 +1,139 @@
+"""Presence in Redis, shared by the nodes of a cluster.
+
+Every change is one Lua script, so counts stay exact when nodes race:
+
+- `{prefix}room:{room}:users`: per username, its connections in the room on every node;
+- `{prefix}node:{id}`: per "room\\nusername", this node's connections (what to undo
+  when the node dies);
+- `{prefix}rooms`: per room, its connections (the room limit, counted cluster-wide);
+- `{prefix}connections`: per node, its open connections;
+- `{prefix}nodes`: a sorted set of node ids by the millisecond (Redis's clock) each
+  dies unless it beats again.
+
+Redis's own clock decides who is dead, so nodes' clocks need not agree.
+"""
+
+from importlib.resources import files
+from typing import cast
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from hubbub.presence.base import Arrival, PresenceUnavailable, Totals
+
+
+def _texts(values: list[bytes | str]) -> list[str]:
+    """Replies of a client made with `decode_responses=True`: strings, as typed here."""
+    return cast(list[str], values)
+
+
+def _script(redis: Redis, name: str) -> AsyncScript:
+    return redis.register_script(files("hubbub.presence").joinpath(f"lua/{name}.lua").read_text())
+
+
+class RedisPresence:
+    def __init__(self, url: str, prefix: str = "hubbub:") -> None:
+        self._redis = redis = Redis.from_url(
+            url, decode_responses=True, socket_connect_timeout=3.0, socket_timeout=3.0
+        )
+        self._prefix = prefix
+        self._node = ""
+        self._ttl_ms = 0
+        self._enter = _script(redis, "enter")
+        self._exit = _script(redis, "exit")
+        self._beat = _script(redis, "beat")
+        self._purge = _script(redis, "purge")
+        self._nodes = f"{prefix}nodes"
+        self._rooms = f"{prefix}rooms"
+        self._connections = f"{prefix}connections"
+
+    def _users_key(self, room: str) -> str:
+        return f"{self._prefix}room:{room}:users"
+
+    @property
+    def _node_key(self) -> str:
+        return f"{self._prefix}node:{self._node}"
+
+    async def start(self, node_id: str, ttl: float) -> None:
+        self._node, self._ttl_ms = node_id, round(ttl * 1000)
+        await self.beat()
+
+    async def beat(self) -> bool:
+        try:
+            known = await self._beat(keys=[self._nodes], args=[self._node, self._ttl_ms])
+        except RedisError as error:
+            raise PresenceUnavailable(str(error)) from error
+        return bool(known)
+
+    async def enter(self, room: str, username: str, limit: int) -> Arrival | None:
+        keys = [self._users_key(room), self._node_key, self._rooms]
+        try:
+            mine, members = await self._enter(keys=keys, args=[room, username, limit])
+        except RedisError as error:
+            raise PresenceUnavailable(str(error)) from error
+        if mine < 0:
+            return None
+        return Arrival(mine == 1, int(members))
+
+    async def exit(self, room: str, username: str) -> bool:
+        keys = [self._users_key(room), self._node_key, self._rooms]
+        try:
+            left = await self._exit(keys=keys, args=[room, username])
+        except RedisError as error:
+            raise PresenceUnavailable(str(error)) from error
+        return bool(left == 0)
+
+    async def users(self, room: str) -> list[str]:
+        try:
+            names = await self._redis.hkeys(self._users_key(room))
+        except RedisError as error:
+            raise PresenceUnavailable(str(error)) from error
+        return sorted(_texts(names))
+
+    async def rooms(self) -> dict[str, int]:
+        try:
+            names = sorted(_texts(await self._redis.hkeys(self._rooms)))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hlen(self._users_key(name))
+                counts = await pipe.execute()
+        except RedisError as error:
+            raise PresenceUnavailable(str(error)) from error
+        return {name: count for name, count in zip(names, counts, strict=True) if count}
+
+    async def set_connections(self, count: int) -> None:
+        try:
+            await self._redis.hset(self._connections, self._node, count)
+        except RedisError as error:
+            raise PresenceUnavailable(str(error)) from error
+
+    async def totals(self) -> Totals:
+        try:
+            per_node = await self._redis.hvals(self._connections)
+            names = _texts(await self._redis.hkeys(self._rooms))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hkeys(self._users_key(name))
+                per_room = await pipe.execute()
+        except RedisError as error:
+            raise PresenceUnavailable(str(error)) from error
+        distinct = {user for users in per_room for user in users}
+        return Totals(sum(int(count) for count in per_node), len(names), len(distinct))
+
+    async def purge_dead(self) -> list[tuple[str, str]]:
+        return await self._purge_nodes([])
+
+    async def _purge_nodes(self, nodes: list[str]) -> list[tuple[str, str]]:
+        keys = [self._nodes, self._rooms, self._connections]
+        try:
+            flat = await self._purge(keys=keys, args=[self._prefix, *nodes])
+        except RedisError as error:
+            raise PresenceUnavailable(str(error)) from error
+        return list(zip(flat[::2], flat[1::2], strict=True))
+
+    async def close(self) -> None:
+        try:
+            await self._purge_nodes([self._node])
+        finally:
+            await self._redis.aclose()
