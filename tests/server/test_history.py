@@ -2,18 +2,96 @@
 
 import asyncio
 import sqlite3
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from hubbub.client import ChatClient, ServerError
+from hubbub.server.runner import RunningServer
 from tests.conftest import Connect, StartServer
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> str:
     return str(tmp_path / "data")
+
+
+async def every_read_path(server: RunningServer, room: str) -> dict[str, list[str]]:
+    """The room's stored contents as each way of reading them gives them: the `history`
+    event, replay with `since`, and `GET /rooms/{name}/messages`."""
+    async with await ChatClient.connect(server.ws_url) as reader, aiohttp.ClientSession() as http:
+        await reader.send({"type": "history", "room": room})
+        page = await reader.expect("history")
+        ack = await reader.join(room, "reader", since=0)
+        replayed = [e for e in reader.received if e["type"] == "message"]
+        assert len(replayed) == ack["replayed"]
+        async with http.get(f"{server.url}/rooms/{room}/messages") as response:
+            assert response.status == 200
+            listed: dict[str, Any] = await response.json()
+    return {
+        "history": [m["content"] for m in page["messages"]],
+        "replay": [m["content"] for m in replayed],
+        "http": [m["content"] for m in listed["messages"]],
+    }
+
+
+EXACT_CONTENTS = [
+    "    def f():\n\treturn 1\n",
+    "  leading and trailing  ",
+    "\n\nblank lines first",
+    "\r\nwindows line\r\n",
+    "\u202eright-to-left override, kept: the page isolates it",
+]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_content_is_stored_and_delivered_exactly_as_sent(
+    start_server: StartServer, data_dir: str, store: str
+) -> None:
+    """Trimming only decides validity: indentation, spaces and newlines are the user's,
+    live, in history, in replay and over HTTP."""
+    server = await start_server(store=store, data_dir=data_dir)
+    async with (
+        await ChatClient.connect(server.ws_url) as ann,
+        await ChatClient.connect(server.ws_url) as bob,
+    ):
+        await ann.join("r", "ann")
+        await bob.join("r", "bob")
+        for content in EXACT_CONTENTS:
+            await ann.say(content)
+        live = [(await bob.expect("message"))["content"] for _ in EXACT_CONTENTS]
+        assert live == EXACT_CONTENTS
+    paths = await every_read_path(server, "r")
+    assert paths == {"history": EXACT_CONTENTS, "replay": EXACT_CONTENTS, "http": EXACT_CONTENTS}
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+@pytest.mark.parametrize("control", ["\x00", "\x07", "\x1b", "\x7f", "\x85"])
+async def test_content_with_control_characters_is_refused_and_nothing_is_kept(
+    start_server: StartServer, data_dir: str, store: str, control: str
+) -> None:
+    """NUL was acked, broadcast whole, then stored cut short; BEL and ANSI escapes showed
+    as boxes. They are refused before anything is stored or sent."""
+    server = await start_server(store=store, data_dir=data_dir)
+    async with (
+        await ChatClient.connect(server.ws_url) as ann,
+        await ChatClient.connect(server.ws_url) as bob,
+    ):
+        await ann.join("probe", "ann")
+        await bob.join("probe", "bob")
+        with pytest.raises(ServerError) as refused:
+            await ann.say(f"before{control}after[31m")
+        assert refused.value.code == "invalid_field"
+        assert f"U+{ord(control):04X}" in refused.value.event["message"]
+        assert await ann.say("next") == 1
+        assert (await bob.expect("message"))["content"] == "next"
+        assert not bob.pending("message")
+        assert ann.close_code is None
+    paths = await every_read_path(server, "probe")
+    assert paths == {"history": ["next"], "replay": ["next"], "http": ["next"]}
 
 
 async def test_restart_keeps_history_and_ids(start_server: StartServer, data_dir: str) -> None:
@@ -39,6 +117,7 @@ async def test_join_since_replays_then_acks_with_counts(connect: Connect) -> Non
     ack = await bob.join("r", "bob", since=ids[1])
     assert ack["replayed"] == 3
     assert ack["truncated"] is False
+    assert "reset" not in ack
     replay = [e for e in bob.received if e["type"] == "message"]
     assert [m["id"] for m in replay] == ids[2:]
     assert bob.received.index(replay[-1]) < bob.received.index(ack)
@@ -95,6 +174,83 @@ async def test_rejoin_with_since_while_others_post_gives_every_id_once(
         await again.expect("message", id=posted[-1], timeout=10)
     rest = [e["id"] for e in again.received if e["type"] == "message"]
     assert seen + rest == list(range(1, posted[-1] + 1))
+
+
+@pytest.mark.parametrize(("store", "kept"), [("memory", 0), ("sqlite", 3)])
+async def test_join_since_beyond_the_newest_id_resets_the_clients_position(
+    start_server: StartServer, tmp_path: Path, store: str, kept: int
+) -> None:
+    """A `--store memory` server restarted (nothing kept), or a SQLite store restored from
+    an older backup (3 of 10 kept): a client's `since: 10` is beyond the room's newest id.
+    It is acked with `reset` and live messages from the room's position follow; the floor
+    used to hold them back, so the client saw nothing while its page said "Connected"."""
+    first = await start_server(store=store, data_dir=str(tmp_path / "first"))
+    backup = tmp_path / "backup"
+    async with await ChatClient.connect(first.ws_url) as ann:
+        await ann.join("r", "ann")
+        for n in range(10):
+            if n == kept and store == "sqlite":
+                backup.mkdir()
+                with (
+                    closing(sqlite3.connect(tmp_path / "first" / "hubbub.db")) as source,
+                    closing(sqlite3.connect(backup / "hubbub.db")) as copy,
+                ):
+                    source.backup(copy)
+            await ann.say(f"old {n}")
+    await first.stop()
+    second = await start_server(store=store, data_dir=str(backup))
+    async with (
+        await ChatClient.connect(second.ws_url) as bob,
+        await ChatClient.connect(second.ws_url) as ann,
+    ):
+        ack = await bob.join("r", "bob", since=10)
+        assert ack["reset"] is True
+        assert (ack["replayed"], ack["truncated"]) == (0, False)
+        await ann.join("r", "ann")
+        posted = [await ann.say(f"new {n}") for n in range(3)]
+        assert posted == [kept + 1, kept + 2, kept + 3]
+        live = [await bob.expect("message") for _ in posted]
+        assert [(m["id"], m["content"]) for m in live] == [
+            (kept + n + 1, f"new {n}") for n in range(3)
+        ]
+        again = await bob.join("r", since=posted[-1])
+        assert "reset" not in again
+
+
+async def test_a_reset_join_while_others_post_gets_every_later_id_once(
+    start_server: StartServer, connect: Connect
+) -> None:
+    """Messages broadcast while the reset join reads the store are held, then delivered:
+    after the ack the client sees consecutive ids, each once, up to the newest."""
+    server = await start_server(rate=10_000, rate_burst=10_000)
+    poster = await connect(server)
+    await poster.join("busy", "poster")
+    posted: list[int] = []
+    enough = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def post_steadily() -> None:
+        while not stop.is_set():
+            posted.append(await poster.say(f"n{len(posted)}"))
+            if len(posted) >= 20:
+                enough.set()
+
+    posting = asyncio.create_task(post_steadily())
+    async with asyncio.timeout(10):
+        await enough.wait()
+    late = await connect(server)
+    ack = await late.join("busy", "late", since=10**9)
+    assert ack["reset"] is True
+    first_live = await late.expect("message", timeout=10)
+    stop.set()
+    await posting
+    if first_live["id"] != posted[-1]:
+        await late.expect("message", id=posted[-1], timeout=10)
+    seen = [e["id"] for e in late.received if e["type"] == "message"]
+    assert seen == list(range(seen[0], posted[-1] + 1))
+    assert late.received.index(ack) < min(
+        i for i, e in enumerate(late.received) if e["type"] == "message"
+    )
 
 
 async def test_retried_message_is_stored_and_broadcast_once(connect: Connect) -> None:

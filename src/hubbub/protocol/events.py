@@ -115,6 +115,9 @@ class Ack:
     id: int | None = None
     replayed: int | None = None
     truncated: bool | None = None
+    reset: bool = False
+    """For a join whose `since` is beyond the room's newest id: the client must forget
+    the ids it remembered for the room. On the wire only when true."""
 
     def to_wire(self) -> Wire:
         wire: Wire = {"type": "ack", "ref": self.ref}
@@ -124,6 +127,8 @@ class Ack:
             wire["replayed"] = self.replayed
         if self.truncated is not None:
             wire["truncated"] = self.truncated
+        if self.reset:
+            wire["reset"] = True
         return wire
 
 
@@ -147,11 +152,15 @@ class Error:
     code: ErrorCode
     message: str
     ref: Ref | None = None
+    retry_after: float | None = None
+    """For `rate_limited`: seconds until the event would be accepted."""
 
     def to_wire(self) -> Wire:
         wire: Wire = {"type": "error", "code": str(self.code), "message": self.message}
         if self.ref is not None:
             wire["ref"] = self.ref
+        if self.retry_after is not None:
+            wire["retry_after"] = self.retry_after
         return wire
 
 
