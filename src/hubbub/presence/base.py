@@ -63,8 +63,7 @@ class Presence(Protocol):
         """One connection of `username` left `room`. True when it was its last anywhere."""
         ...
 
-    async def users(self, room: str) -> list[str]:
-        ...
+    async def users(self, room: str) -> list[str]: ...
 
     async def rooms(self) -> dict[str, int]:
         """Every room with someone in it, and its number of distinct usernames."""
@@ -74,8 +73,7 @@ class Presence(Protocol):
         """This node's number of open connections, for `totals`."""
         ...
 
-    async def totals(self) -> Totals:
-        ...
+    async def totals(self) -> Totals: ...
 
     async def purge_dead(self) -> list[tuple[str, str]]:
         """Remove the connections of dead nodes; the (room, username) pairs left empty."""
