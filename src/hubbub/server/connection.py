@@ -25,9 +25,15 @@ sheddable frames, then gives up at once.
 While a join replays history the connection *holds* live frames: they wait
 behind the replay, and held messages the replay already delivered are
 dropped, so the client sees every id once and in order.
+
+The connection owns its lifecycle (`Phase`): whoever ends it (the server's
+close, a slow consumer given up, the peer's close, a lost socket, the node
+letting go) moves it forward here, and the queue, the node's joins and the
+timers all go by that one state.
 """
 
 import asyncio
+import enum
 from collections.abc import Callable
 from typing import Protocol
 
@@ -48,6 +54,20 @@ client, or the traffic of the grace period to one that does not read, comes near
 BACKLOG_GRACE_SECONDS = 5.0
 """How long the socket may leave more than `max_outbound_buffer` untaken: a burst as big
 as the cap drains within it at 12 Mbit/s."""
+
+
+class Phase(enum.Enum):
+    """Where a connection is in its life; it only ever moves down this list."""
+
+    OPEN = "open"
+    """Frames are queued and written, and the node may put the connection in rooms."""
+    CLOSING = "closing"
+    """A close has begun (the server's or the peer's) or the socket is lost: nothing new
+    is queued, and the connection joins no room. Messages it sent before are still
+    stored and broadcast, and it still leaves rooms."""
+    GONE = "gone"
+    """The node has let go of it: out of every room and the registry, nothing queued,
+    no timer armed."""
 
 
 class Link(Protocol):
@@ -86,6 +106,7 @@ class Connection:
         "id",
         "ip",
         "on_give_up",
+        "phase",
         "publishing",
         "session",
         "slow",
@@ -106,6 +127,7 @@ class Connection:
     ) -> None:
         self._link = link
         self._transport = transport
+        self.phase = Phase.OPEN
         self.codec = codec
         self.session = session
         self.id = connection_id
@@ -173,7 +195,7 @@ class Connection:
 
         This runs once per member per broadcast: the common case (open, no replay,
         socket keeping up) passes each check at the cost of one comparison."""
-        if self._close_request is not None:
+        if self.phase is not Phase.OPEN:
             return
         if live and self._floors and frame.message is not None and self._below_floor(frame.message):
             return
@@ -261,7 +283,32 @@ class Connection:
         """Cut the connection without a close handshake (the peer is gone: 1006)."""
         if self._close_request is None:
             self._close_request = (ABNORMAL_CLOSURE, reason)
+        self._stop_open()
         self._transport.abort()
+
+    def ending(self) -> None:
+        """The WebSocket is closing (either side sent its close frame: no data frame may
+        follow) or the socket is gone."""
+        self._stop_open()
+
+    def gone(self) -> bool:
+        """The node lets go of the connection; False if it already had."""
+        if self.phase is Phase.GONE:
+            return False
+        self._stop_open()
+        self.phase = Phase.GONE
+        self._next = self._queue = self._held = None
+        self._queued_bytes = 0
+        return True
+
+    def _stop_open(self) -> None:
+        """OPEN -> CLOSING: what an open connection needs ends here."""
+        if self.phase is not Phase.OPEN:
+            return
+        self.phase = Phase.CLOSING
+        if self._lag_check is not None:
+            self._lag_check.cancel()
+            self._lag_check = None
 
     # --- replay ----------------------------------------------------------------------
 
@@ -315,8 +362,8 @@ class Connection:
 
     @property
     def closing(self) -> bool:
-        """The server is closing the connection, or it is already closing or gone."""
-        return self._close_request is not None or self._transport.is_closing()
+        """No longer open, or its transport is already closing (it is told a turn later)."""
+        return self.phase is not Phase.OPEN or self._transport.is_closing()
 
     @property
     def close_request(self) -> tuple[int, str] | None:
@@ -325,11 +372,12 @@ class Connection:
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued have been written."""
-        if self._close_request is not None:
+        if self.phase is not Phase.OPEN:
             return
         self._close_request = (code, reason)
         self._held = None
         self.flush()
+        self._stop_open()
         self._link.send_close(code, reason)
 
     def buffered(self) -> int:
@@ -360,10 +408,7 @@ class Connection:
     def _judge_backlog(self) -> None:
         """The grace is up: a backlog still over the limit is a client that does not read."""
         self._lag_check = None
-        if (
-            self._close_request is None
-            and self._transport.get_write_buffer_size() > self._max_buffer
-        ):
+        if self.phase is Phase.OPEN and self._transport.get_write_buffer_size() > self._max_buffer:
             self._give_up()
 
     def _make_room(self, needed: int) -> bool:
@@ -382,9 +427,7 @@ class Connection:
         return False
 
     def _give_up(self) -> None:
-        if self._lag_check is not None:
-            self._lag_check.cancel()
-            self._lag_check = None
+        self._stop_open()
         self.slow = True
         self._next = self._queue = None
         self._queued_bytes = 0

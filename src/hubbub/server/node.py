@@ -40,7 +40,7 @@ from hubbub.protocol.events import (
     Welcome,
 )
 from hubbub.protocol.validation import parse_command
-from hubbub.server.connection import Connection
+from hubbub.server.connection import Connection, Phase
 from hubbub.server.flusher import Flusher
 from hubbub.server.frames import Deflater, Frame, frame_of
 from hubbub.server.stats import Metrics, RateMeter
@@ -153,8 +153,10 @@ class Node:
         connection.send(Welcome(connection.id))
 
     def disconnect(self, connection: Connection) -> None:
-        """The connection is gone: take it out of every room it was in."""
-        if connection not in self.connections:
+        """Let go of the connection (its socket is gone and every message it brought was
+        handled, or it was given up as a slow consumer): take it out of every room it was
+        in. Once it is GONE nothing puts it back (see `_run`)."""
+        if not connection.gone():
             return
         self.connections.discard(connection)
         self.heartbeat.remove(connection)
@@ -205,7 +207,11 @@ class Node:
     async def _run(self, connection: Connection, actions: Iterable[Action]) -> None:
         """Perform actions in order. A `Publish` is handed to the store without waiting
         (`_submit`); any other action first waits until the connection's messages are
-        stored and broadcast, so nothing overtakes them."""
+        stored and broadcast, so nothing overtakes them.
+
+        A connection that is no longer open (also one given up during that wait) still
+        has its messages stored and still leaves rooms; nothing else is done for it: a
+        join would outlive it, and an answer has nobody to reach."""
         for action in actions:
             if isinstance(action, Publish):
                 if connection.publishing >= MAX_PUBLISHES_IN_FLIGHT:
@@ -214,6 +220,8 @@ class Node:
                 continue
             if connection.publishing:
                 await connection.publishes_settled(0)
+            if connection.phase is not Phase.OPEN and not isinstance(action, Exit):
+                continue
             match action:
                 case Reply(event):
                     if isinstance(event, Error):
