@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from hubbub.client import ChatClient
 from hubbub.server.connection import Connection
@@ -125,3 +126,59 @@ async def test_a_join_waiting_on_a_message_is_dropped_when_the_connection_is_giv
             await ghost.close()
         assert in_a.close_code is None
         assert in_b.close_code is None
+
+
+async def test_stop_leaves_no_timer_of_the_server_armed(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coalesced presence update and a busy member's flush window are pending when the
+    server stops: stopping cancels them rather than leaving them to fire later."""
+    loop = asyncio.get_running_loop()
+    armed: list[tuple[Callable[..., object], asyncio.TimerHandle]] = []
+    call_later, call_at = loop.call_later, loop.call_at
+
+    def recording_call_later(
+        delay: float, callback: Callable[..., object], *args: Any, **kwargs: Any
+    ) -> Any:
+        handle = call_later(delay, callback, *args, **kwargs)
+        armed.append((callback, handle))
+        return handle
+
+    def recording_call_at(
+        when: float, callback: Callable[..., object], *args: Any, **kwargs: Any
+    ) -> Any:
+        handle = call_at(when, callback, *args, **kwargs)
+        armed.append((callback, handle))
+        return handle
+
+    monkeypatch.setattr(loop, "call_later", recording_call_later)
+    monkeypatch.setattr(loop, "call_at", recording_call_at)
+    server = await start_server(presence_interval=30.0, flush_delay=1.0)
+    ann = await RawWebSocket.connect(server.port)
+    bob = await RawWebSocket.connect(server.port)
+    try:
+        for client, name in ((ann, "ann"), (bob, "bob")):
+            # bob's arrival is within the interval: its update waits 30 s.
+            client.write(command(type="join", room="r", username=name, ref=0))
+            await client.wait_for(answers(0))
+        for ref in range(1, 6):  # frames in quick succession make bob busy: the last waits
+            ann.write(command(type="message", room="r", content=f"m{ref}", ref=ref))
+            await ann.wait_for(answers(ref))
+        await server.stop()
+    finally:
+        await ann.close()
+        await bob.close()
+
+    def ours(callback: Callable[..., object]) -> bool:
+        return str(getattr(callback, "__module__", "")).startswith("hubbub.")
+
+    pending = [
+        callback.__qualname__
+        for callback, handle in armed
+        if ours(callback) and not handle.cancelled() and handle.when() > loop.time()
+    ]
+    assert pending == []
+    assert {callback.__qualname__ for callback, _ in armed if ours(callback)} >= {
+        "Node._flush_presence",
+        "Flusher._flush_due",
+    }

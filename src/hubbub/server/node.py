@@ -85,6 +85,8 @@ class Node:
         self._clock = clock
         self._wall_ms = wall_ms
         self._presence = PresenceThrottle(settings.presence_interval)
+        self._presence_timers: dict[str, asyncio.TimerHandle] = {}
+        """Each room's coalesced `online_users` broadcast, when one is due."""
         self._retention = Retention(
             settings.history_max_per_room, int(settings.history_max_age * 1000)
         )
@@ -104,7 +106,16 @@ class Node:
         self._beater = asyncio.create_task(self._beat_forever())
 
     async def stop(self) -> None:
+        """Release everything: connections still here are cut, and no task or timer of the
+        node is left to fire after it."""
         self.metrics.gc_pauses.stop()
+        for connection in list(self.connections):
+            connection.drop("server stopped")
+            self.disconnect(connection)
+        for timer in self._presence_timers.values():
+            timer.cancel()
+        self._presence_timers.clear()
+        self.flusher.stop()
         for task in (self._pruner, self._beater):
             if task is not None:
                 task.cancel()
@@ -395,9 +406,12 @@ class Node:
     def _presence_changed(self, room: str) -> None:
         delay = self._presence.changed(room, self.now())
         if delay is not None:
-            asyncio.get_running_loop().call_later(delay, self._flush_presence, room)
+            self._presence_timers[room] = asyncio.get_running_loop().call_later(
+                delay, self._flush_presence, room
+            )
 
     def _flush_presence(self, room: str) -> None:
+        del self._presence_timers[room]
         state = self.hub.room(room)
         if state is None:
             self._presence.forget(room)
