@@ -70,6 +70,8 @@ class RawWebSocket:
         self.close_code: int | None = None
         self.closed = asyncio.Event()
         self._arrived = asyncio.Event()
+        self._reading = asyncio.Event()
+        self._reading.set()
         self._task = asyncio.create_task(self._read())
 
     @classmethod
@@ -121,6 +123,11 @@ class RawWebSocket:
         assert welcome["protocol"] == 1
         return client
 
+    def stop_reading(self) -> None:
+        """Read nothing more, as a frozen client: once the stream's buffer is full (its
+        `limit`), the socket's fill up and the server's writes back up."""
+        self._reading.clear()
+
     def write(self, data: bytes) -> None:
         if not self._writer.is_closing():
             self._writer.write(data)
@@ -162,6 +169,7 @@ class RawWebSocket:
         opcode = 0
         try:
             while True:
+                await self._reading.wait()
                 first, second = await self._reader.readexactly(2)
                 assert not second & 0x80, "a server never masks its frames"
                 length = second & 0x7F

@@ -77,7 +77,11 @@ _SERVE_OPTIONS = [
         "Comma-separated browser origins allowed to connect: exact origins, *.example.com "
         "patterns or *. Empty: the server's own host and localhost.",
     ),
-    _option("max_outbound_buffer", int, "Bytes queued for one client before it is closed (1013)."),
+    _option(
+        "max_outbound_buffer",
+        int,
+        "Bytes one client's socket may leave untaken for 5 s before it is closed (1013).",
+    ),
     _option("compression", bool, "Offer permessage-deflate."),
     _option(
         "flush_delay",

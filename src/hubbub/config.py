@@ -31,7 +31,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     """Empty: the server's own host and localhost."""
     max_outbound_buffer: int = 1024 * 1024
-    """Bytes queued for one connection before it is a slow consumer (1013)."""
+    """Bytes a connection's socket may leave untaken for 5 s before it is a slow consumer
+    (1013); what it may hold at all is 8 times this (see `server/connection.py`)."""
     compression: bool = True
     flush_delay: float = 0.025
     """Seconds frames wait before a connection's write, so more share one write (0: the

@@ -4,10 +4,12 @@ import asyncio
 import secrets
 
 import aiohttp
+import orjson
 import pytest
 
 from hubbub.client import ChatClient
-from tests.conftest import StartServer
+from tests.conftest import StartServer, metric
+from tests.rawsocket import TEXT, RawWebSocket, encode_frame
 
 SLOW_SETTINGS = {
     "max_message_size": 8192,
@@ -115,3 +117,53 @@ async def test_typing_is_shed_while_a_client_lags_and_flows_again_once_it_caught
             caught_up = await slow.receive_json()
         assert caught_up["type"] == "typing"
         await slow.close()
+
+
+def post(content: str, ref: int, room: str = "r") -> bytes:
+    event = {"type": "message", "room": room, "content": content, "ref": ref}
+    return encode_frame(TEXT, orjson.dumps(event))
+
+
+async def test_a_burst_several_times_the_limit_reaches_a_reading_member_whole(
+    start_server: StartServer,
+) -> None:
+    """A poster's pipelined messages are stored and broadcast in one loop turn (as a group
+    commit's are), so they are all queued to every member before any is written: the
+    limit must be judged on what the socket did not take, not on that burst. The member
+    that never reads is still closed with 1013, and it is the only one."""
+    limit = SLOW_SETTINGS["max_outbound_buffer"]
+    server = await start_server(**SLOW_SETTINGS)
+    content = secrets.token_hex(1950)
+    count = 5 * limit // len(content)
+    async with (
+        aiohttp.ClientSession() as http,
+        await ChatClient.connect(server.ws_url) as reader,
+        await ChatClient.connect(server.ws_url) as sender,
+    ):
+        slow = await stalled_member(http, server.ws_url)
+        await reader.join("r", "reader")
+        await sender.join("r", "sender")
+        poster = await RawWebSocket.connect(server.port)
+        try:
+            poster.write(encode_frame(TEXT, b'{"type":"join","room":"r","username":"poster"}'))
+            await reader.expect("user_joined", username="poster")
+            poster.write(b"".join(post(content, ref) for ref in range(count)))
+            burst = [await reader.expect("message") for _ in range(count)]
+            assert [message["id"] for message in burst] == list(range(1, count + 1))
+            assert {message["content"] for message in burst} == {content}
+            await poster.wait_for(lambda event: event.get("ref") == count - 1)
+            # The member that never reads: its backlog only grows, and it goes.
+            acked: list[int] = []
+            while not reader.pending("user_left") and len(acked) < 5000:
+                acked.append(await sender.say(content, room="r"))
+            await reader.expect("user_left", username="slowpoke")
+            assert [(await reader.expect("message"))["id"] for _ in acked] == acked
+            code, _ = await drain_close_code(slow)
+            assert code == 1013
+            assert not poster.closed.is_set()
+        finally:
+            await poster.close()
+        assert reader.close_code is None
+        assert sender.close_code is None
+        async with http.get(f"{server.url}/metrics") as response:
+            assert metric(await response.text(), "hubbub_slow_consumers_total") == 1

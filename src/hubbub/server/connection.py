@@ -9,17 +9,31 @@ one `transport.write` at the end of the turn (see `Flusher`), one system call
 for many frames. With permessage-deflate the frames are compressed once for
 every member (see `Deflater`), so compressed connections take the same path.
 
-A buffer past `max_outbound_buffer` means a dead or slow client: `typing`
-and `online_users` frames are shed first (the next one supersedes them; they
-may only fill half the buffer), and if that is not enough the connection is
-closed with 1013, never waited on.
+`max_outbound_buffer` is judged on what the *socket did not take*: the
+transport's backlog after a write. A client that reads gets a burst of any
+size the loop turn produced (a group commit's messages are all queued to
+every member before the first write) as fast as its link allows, so queued
+bytes alone never close it. A backlog still over the limit `backlog_grace`
+seconds after a write first left it there (with no write in between that
+found it drained) means a client that does not read, and it is closed with
+1013, never waited on. While the backlog is over half the limit, `typing`
+and `online_users` frames are shed (the next one supersedes them). Memory
+stays bounded by a hard cap, `CAP_FACTOR` times the limit, on the queue and
+the backlog together: a frame that would pass it first sheds the queued
+sheddable frames, then gives up at once.
 
 While a join replays history the connection *holds* live frames: they wait
 behind the replay, and held messages the replay already delivered are
 dropped, so the client sees every id once and in order.
+
+The connection owns its lifecycle (`Phase`): whoever ends it (the server's
+close, a slow consumer given up, the peer's close, a lost socket, the node
+letting go) moves it forward here, and the queue, the node's joins and the
+timers all go by that one state.
 """
 
 import asyncio
+import enum
 from collections.abc import Callable
 from typing import Protocol
 
@@ -32,6 +46,28 @@ from hubbub.server.frames import PING, Deflater, Frame, frame_of
 GOING_AWAY = 1001
 ABNORMAL_CLOSURE = 1006
 SLOW_CONSUMER = 1013
+
+CAP_FACTOR = 8
+"""The hard cap on what one connection may hold, queue and backlog together, in units of
+`max_outbound_buffer`. Far above the limit: only one loop turn's fan-out to a reading
+client, or the traffic of the grace period to one that does not read, comes near it."""
+BACKLOG_GRACE_SECONDS = 5.0
+"""How long the socket may leave more than `max_outbound_buffer` untaken: a burst as big
+as the cap drains within it at 12 Mbit/s."""
+
+
+class Phase(enum.Enum):
+    """Where a connection is in its life; it only ever moves down this list."""
+
+    OPEN = "open"
+    """Frames are queued and written, and the node may put the connection in rooms."""
+    CLOSING = "closing"
+    """A close has begun (the server's or the peer's) or the socket is lost: nothing new
+    is queued, and the connection joins no room. Messages it sent before are still
+    stored and broadcast, and it still leaves rooms."""
+    GONE = "gone"
+    """The node has let go of it: out of every room and the registry, nothing queued,
+    no timer armed."""
 
 
 class Link(Protocol):
@@ -46,19 +82,22 @@ class Link(Protocol):
 
 class Connection:
     __slots__ = (
-        "_backlog",
+        "_cap",
         "_close_request",
         "_deflater",
         "_floors",
         "_flush_scheduled",
         "_flusher",
         "_held",
+        "_lag_check",
+        "_lag_grace",
         "_link",
         "_max_buffer",
         "_next",
         "_publish_reported",
         "_queue",
         "_queued_bytes",
+        "_room",
         "_transport",
         "codec",
         "flushed_at",
@@ -67,6 +106,7 @@ class Connection:
         "id",
         "ip",
         "on_give_up",
+        "phase",
         "publishing",
         "session",
         "slow",
@@ -83,15 +123,21 @@ class Connection:
         max_buffer: int,
         flusher: Flusher,
         deflater: Deflater | None = None,
+        backlog_grace: float = BACKLOG_GRACE_SECONDS,
     ) -> None:
         self._link = link
         self._transport = transport
+        self.phase = Phase.OPEN
         self.codec = codec
         self.session = session
         self.id = connection_id
         self.ip = ip
         self._deflater = deflater
         self._max_buffer = max_buffer
+        self._cap = CAP_FACTOR * max_buffer
+        self._lag_grace = backlog_grace
+        self._lag_check: asyncio.TimerHandle | None = None
+        """Armed while the backlog is over the limit (see `_judge_backlog`)."""
         self._next: Frame | None = None
         self._queue: list[Frame] | None = None
         """Frames not yet handed to the transport: the next one, and any after it. The
@@ -102,9 +148,11 @@ class Connection:
         """Per room, the last id a replay delivered (see `release`)."""
         self._queued_bytes = 0
         """Bytes in the queue and the held list."""
-        self._backlog = 0
-        """The transport's unsent bytes as of our last write to it. The socket only drains
-        them after that (the protocol's own pongs aside, a few bytes), so this is an upper
+        self._room = self._cap
+        """Bytes the queue may take before `enqueue` looks closer (`_admit`): up to the cap
+        while the socket keeps up, none while its backlog is over half the limit. Worked
+        out from the backlog as of our last write to the transport. The socket only drains
+        it after that (the protocol's own pongs aside, a few bytes), so it is an upper
         bound, read again before it is acted on: fan-out then leaves the transport alone
         until the flush, one object less to touch per member."""
         self._flusher = flusher
@@ -146,24 +194,14 @@ class Connection:
         replay) is held during a replay, and dropped when a replay already delivered it.
 
         This runs once per member per broadcast: the common case (open, no replay,
-        room in the buffer) passes each check at the cost of one comparison."""
-        if self._close_request is not None:
+        socket keeping up) passes each check at the cost of one comparison."""
+        if self.phase is not Phase.OPEN:
             return
         if live and self._floors and frame.message is not None and self._below_floor(frame.message):
             return
         size = len(frame.payload)
-        if self._queued_bytes + self._backlog + size > self._max_buffer // 2:
-            self._backlog = self._transport.get_write_buffer_size()
-            buffered = self._queued_bytes + self._backlog + size
-            if buffered > self._max_buffer // 2:
-                if frame.sheddable:
-                    # Half the buffer stays free for what must not be lost.
-                    self.frames_shed += 1
-                    return
-                if buffered > self._max_buffer and buffered > size and not self._make_room(size):
-                    # (A frame larger than the whole buffer still goes out when nothing
-                    # waits before it.)
-                    return
+        if self._queued_bytes + size > self._room and not self._admit(frame, size):
+            return
         self._queued_bytes += size
         if live and self._held is not None:
             self._held.append(frame)
@@ -226,8 +264,15 @@ class Connection:
             self._queued_bytes -= sum([len(sent.payload) for sent in frames or (frame,)])
         transport = self._transport
         if not transport.is_closing():
+            if self._lag_check is not None:
+                self._drained_since_lag()
             transport.write(data)
-            self._backlog = transport.get_write_buffer_size()
+            backlog = transport.get_write_buffer_size()
+            self._room = self._cap - backlog if backlog <= self._max_buffer >> 1 else -1
+            if backlog > self._max_buffer and self._lag_check is None:
+                self._lag_check = asyncio.get_running_loop().call_later(
+                    self._lag_grace, self._judge_backlog
+                )
         return 1 if frames is None else len(frames)
 
     def ping(self) -> None:
@@ -238,7 +283,32 @@ class Connection:
         """Cut the connection without a close handshake (the peer is gone: 1006)."""
         if self._close_request is None:
             self._close_request = (ABNORMAL_CLOSURE, reason)
+        self._stop_open()
         self._transport.abort()
+
+    def ending(self) -> None:
+        """The WebSocket is closing (either side sent its close frame: no data frame may
+        follow) or the socket is gone."""
+        self._stop_open()
+
+    def gone(self) -> bool:
+        """The node lets go of the connection; False if it already had."""
+        if self.phase is Phase.GONE:
+            return False
+        self._stop_open()
+        self.phase = Phase.GONE
+        self._next = self._queue = self._held = None
+        self._queued_bytes = 0
+        return True
+
+    def _stop_open(self) -> None:
+        """OPEN -> CLOSING: what an open connection needs ends here."""
+        if self.phase is not Phase.OPEN:
+            return
+        self.phase = Phase.CLOSING
+        if self._lag_check is not None:
+            self._lag_check.cancel()
+            self._lag_check = None
 
     # --- replay ----------------------------------------------------------------------
 
@@ -292,8 +362,8 @@ class Connection:
 
     @property
     def closing(self) -> bool:
-        """The server is closing the connection, or it is already closing or gone."""
-        return self._close_request is not None or self._transport.is_closing()
+        """No longer open, or its transport is already closing (it is told a turn later)."""
+        return self.phase is not Phase.OPEN or self._transport.is_closing()
 
     @property
     def close_request(self) -> tuple[int, str] | None:
@@ -302,18 +372,47 @@ class Connection:
 
     def close(self, code: int, reason: str) -> None:
         """Close after the frames already queued have been written."""
-        if self._close_request is not None:
+        if self.phase is not Phase.OPEN:
             return
         self._close_request = (code, reason)
         self._held = None
         self.flush()
+        self._stop_open()
         self._link.send_close(code, reason)
 
     def buffered(self) -> int:
         return self._queued_bytes + self._transport.get_write_buffer_size()
 
+    def _admit(self, frame: Frame, size: int) -> bool:
+        """Whether to queue `frame`, with the backlog read again: the queue is at the cap,
+        or the socket was behind at the last write."""
+        backlog = self._transport.get_write_buffer_size()
+        self._room = self._cap - backlog if backlog <= self._max_buffer >> 1 else -1
+        buffered = self._queued_bytes + backlog + size
+        if frame.sheddable:
+            if backlog + size > self._max_buffer // 2 or buffered > self._cap:
+                # The socket is behind: the next one of its kind supersedes it anyway.
+                self.frames_shed += 1
+                return False
+            return True
+        # A frame larger than the cap still goes out when nothing waits before it.
+        return buffered <= self._cap or buffered == size or self._make_room(size)
+
+    def _drained_since_lag(self) -> None:
+        """A write found the backlog back under the limit: the lag it was judged for is over."""
+        assert self._lag_check is not None
+        if self._transport.get_write_buffer_size() <= self._max_buffer:
+            self._lag_check.cancel()
+            self._lag_check = None
+
+    def _judge_backlog(self) -> None:
+        """The grace is up: a backlog still over the limit is a client that does not read."""
+        self._lag_check = None
+        if self.phase is Phase.OPEN and self._transport.get_write_buffer_size() > self._max_buffer:
+            self._give_up()
+
     def _make_room(self, needed: int) -> bool:
-        """Shed what can be shed; if still over the limit, give up on the connection."""
+        """Shed what can be shed; if still over the cap, give up on the connection."""
         queued = self._queued()
         kept = [frame for frame in queued if not frame.sheddable]
         held = [queued for queued in self._held or () if not queued.sheddable]
@@ -322,12 +421,13 @@ class Connection:
         if self._held is not None:
             self._held = held
         self._queued_bytes = sum(len(queued.payload) for queued in (*kept, *held))
-        if self.buffered() + needed <= self._max_buffer:
+        if self.buffered() + needed <= self._cap:
             return True
         self._give_up()
         return False
 
     def _give_up(self) -> None:
+        self._stop_open()
         self.slow = True
         self._next = self._queue = None
         self._queued_bytes = 0

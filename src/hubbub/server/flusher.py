@@ -59,6 +59,8 @@ class Flusher:
         window is as long as the delay, so they close in the order they opened."""
         self._timer: asyncio.TimerHandle | None = None
         """Fires when the earliest window closes."""
+        self._turn_end: asyncio.Handle | None = None
+        """Writes the connections marked during this turn."""
         self._delay = delay
         self._loop: asyncio.AbstractEventLoop | None = None
         """The running loop, bound at the first mark (see the module's docstring)."""
@@ -84,7 +86,7 @@ class Flusher:
         """Flush `connection` at the end of this loop turn (also if it already waits for
         the delay: its window will find nothing left to write)."""
         if not self._marked:
-            (self._loop or self._bind_loop()).call_soon(self._flush_marked)
+            self._turn_end = (self._loop or self._bind_loop()).call_soon(self._flush_marked)
         self._marked.append(connection)
         return AT_TURN_END
 
@@ -92,7 +94,17 @@ class Flusher:
         self._loop = asyncio.get_running_loop()
         return self._loop
 
+    def stop(self) -> None:
+        """Write nothing more (the server is stopping): cancel the pending callbacks."""
+        for handle in (self._turn_end, self._timer):
+            if handle is not None:
+                handle.cancel()
+        self._turn_end = self._timer = None
+        self._marked = []
+        self._windows.clear()
+
     def _flush_marked(self) -> None:
+        self._turn_end = None
         marked, self._marked = self._marked, []
         self._flush(marked)
 

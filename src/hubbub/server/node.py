@@ -40,7 +40,7 @@ from hubbub.protocol.events import (
     Welcome,
 )
 from hubbub.protocol.validation import parse_command
-from hubbub.server.connection import Connection
+from hubbub.server.connection import Connection, Phase
 from hubbub.server.flusher import Flusher
 from hubbub.server.frames import Deflater, Frame, frame_of
 from hubbub.server.stats import Metrics, RateMeter
@@ -85,6 +85,8 @@ class Node:
         self._clock = clock
         self._wall_ms = wall_ms
         self._presence = PresenceThrottle(settings.presence_interval)
+        self._presence_timers: dict[str, asyncio.TimerHandle] = {}
+        """Each room's coalesced `online_users` broadcast, when one is due."""
         self._retention = Retention(
             settings.history_max_per_room, int(settings.history_max_age * 1000)
         )
@@ -104,7 +106,16 @@ class Node:
         self._beater = asyncio.create_task(self._beat_forever())
 
     async def stop(self) -> None:
+        """Release everything: connections still here are cut, and no task or timer of the
+        node is left to fire after it."""
         self.metrics.gc_pauses.stop()
+        for connection in list(self.connections):
+            connection.drop("server stopped")
+            self.disconnect(connection)
+        for timer in self._presence_timers.values():
+            timer.cancel()
+        self._presence_timers.clear()
+        self.flusher.stop()
         for task in (self._pruner, self._beater):
             if task is not None:
                 task.cancel()
@@ -153,8 +164,10 @@ class Node:
         connection.send(Welcome(connection.id))
 
     def disconnect(self, connection: Connection) -> None:
-        """The connection is gone: take it out of every room it was in."""
-        if connection not in self.connections:
+        """Let go of the connection (its socket is gone and every message it brought was
+        handled, or it was given up as a slow consumer): take it out of every room it was
+        in. Once it is GONE nothing puts it back (see `_run`)."""
+        if not connection.gone():
             return
         self.connections.discard(connection)
         self.heartbeat.remove(connection)
@@ -205,7 +218,11 @@ class Node:
     async def _run(self, connection: Connection, actions: Iterable[Action]) -> None:
         """Perform actions in order. A `Publish` is handed to the store without waiting
         (`_submit`); any other action first waits until the connection's messages are
-        stored and broadcast, so nothing overtakes them."""
+        stored and broadcast, so nothing overtakes them.
+
+        A connection that is no longer open (also one given up during that wait) still
+        has its messages stored and still leaves rooms; nothing else is done for it: a
+        join would outlive it, and an answer has nobody to reach."""
         for action in actions:
             if isinstance(action, Publish):
                 if connection.publishing >= MAX_PUBLISHES_IN_FLIGHT:
@@ -214,6 +231,8 @@ class Node:
                 continue
             if connection.publishing:
                 await connection.publishes_settled(0)
+            if connection.phase is not Phase.OPEN and not isinstance(action, Exit):
+                continue
             match action:
                 case Reply(event):
                     if isinstance(event, Error):
@@ -398,9 +417,12 @@ class Node:
     def _presence_changed(self, room: str) -> None:
         delay = self._presence.changed(room, self.now())
         if delay is not None:
-            asyncio.get_running_loop().call_later(delay, self._flush_presence, room)
+            self._presence_timers[room] = asyncio.get_running_loop().call_later(
+                delay, self._flush_presence, room
+            )
 
     def _flush_presence(self, room: str) -> None:
+        del self._presence_timers[room]
         state = self.hub.room(room)
         if state is None:
             self._presence.forget(room)

@@ -184,6 +184,8 @@ class WebSocketProtocol(asyncio.Protocol):
             else:
                 # A server closes the TCP connection once the close handshake is done.
                 transport.close()
+        if self._ws.state is not State.OPEN:
+            self._connection.ending()
         if self._ws.close_expected() or transport.is_closing():
             self._cut_after_grace()
 
@@ -222,6 +224,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._connection.ending()
         if self._grace is not None:
             self._grace.cancel()
         self._wake_drainer()
