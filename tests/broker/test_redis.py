@@ -72,7 +72,7 @@ async def test_a_redis_outage_turns_health_off_then_resumes_and_carries_again(
 
             redis.stop()
             await until(lambda: not b.healthy(), DEAD_AFTER + 2)
-            a.publish(message(2))  # lost: at most once, never raises
+            a.publish(message(2))  # lost or late (at most once), and never raises
             await until(lambda: not a.healthy(), DEAD_AFTER + 2)
             assert b_node.resumes == 0
 
@@ -81,7 +81,10 @@ async def test_a_redis_outage_turns_health_off_then_resumes_and_carries_again(
                 await b_node.resumed_event.wait()
             await until(lambda: a.healthy() and b.healthy(), 5)
             a.publish(message(3))
-            assert await received_id(b_node) == 3
+            after = [await received_id(b_node)]
+            if after == [2]:  # published during the outage and carried late: allowed
+                after.append(await received_id(b_node))
+            assert after[-1] == 3
             assert b_node.resumes == 1
         finally:
             await a.close()

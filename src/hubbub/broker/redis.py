@@ -46,6 +46,7 @@ RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0)
 PIPELINE_LIMIT = 1000
 OUTBOX_LIMIT = 100_000
 """Events waiting to be published; beyond it the newest are dropped (Redis is stuck)."""
+CLOSE_TIMEOUT = 2.0
 _READY = b"hubbub-ready"
 _SYNC = "hubbub-sync-"
 
@@ -270,11 +271,14 @@ class RedisBroker:
         return self._listening and self._publishing
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        """Stop, within `CLOSE_TIMEOUT` even when Redis does not answer."""
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT)
         for client in (self._redis, self._listener):
             if client is not None:
-                await client.aclose()
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    async with asyncio.timeout(CLOSE_TIMEOUT):
+                        await client.aclose()
