@@ -120,6 +120,13 @@ _SERVE_OPTIONS = [
     _option("history_max_per_room", int, "Messages kept per room; older ones are pruned."),
     _option("history_max_age", Duration(), "How long messages are kept: seconds or 30d, 12h, 15m."),
     _option(
+        "redis_url",
+        str,
+        "Redis (redis://HOST:PORT/DB) shared by the nodes of a cluster: fan-out, presence, "
+        "liveness. Empty: this process is the whole server.",
+    ),
+    _option("node_ttl", float, "Seconds without a liveness beat before a node is taken for dead."),
+    _option(
         "log_level",
         click.Choice(["debug", "info", "warning", "error"]),
         "Logging level.",

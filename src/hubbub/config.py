@@ -63,6 +63,11 @@ class Settings:
     history_max_per_room: int = 10_000
     history_max_age: float = 30 * 24 * 3600.0
     """Seconds a message is kept."""
+    redis_url: str = ""
+    """`redis://HOST:PORT/DB`: the broker and presence shared by the nodes of a cluster
+    (empty: this process is the whole server)."""
+    node_ttl: float = 10.0
+    """Seconds after its last liveness beat that a node is taken for dead."""
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -75,6 +80,12 @@ class Settings:
             "handshake_timeout",
         ):
             _require(name, getattr(self, name) > 0, "must be greater than 0")
+        _require("node_ttl", self.node_ttl >= 1, "must be at least 1 second")
+        _require(
+            "redis_url",
+            not self.redis_url or self.redis_url.startswith(("redis://", "rediss://", "unix://")),
+            "must be a redis://, rediss:// or unix:// URL",
+        )
         for name in (
             "max_message_size",
             "max_connections",

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from hubbub.presence.base import Presence, Totals
+from hubbub.presence.base import Presence, Report, Totals
 from hubbub.presence.memory import MemoryPresence, Roster
 from hubbub.presence.redis import RedisPresence
 from tests.services import shared_redis_url
@@ -100,11 +100,11 @@ async def test_users_rooms_and_totals(cluster: Cluster) -> None:
     await a.enter("r", "zed", 100)
     await b.enter("r", "ann", 100)
     await b.enter("s", "ann", 100)
-    await a.set_connections(1)
-    await b.set_connections(2)
+    await a.report(Report(1, 10, 0.5))
+    await b.report(Report(2, 5, 1.0))
     assert await a.users("r") == ["ann", "zed"]
     assert await b.rooms() == {"r": 2, "s": 1}
-    assert await a.totals() == Totals(connections=3, rooms=2, users=2)
+    assert await a.totals() == Totals(rooms=2, users=2, nodes=Report(3, 15, 1.5))
 
 
 async def test_a_dead_nodes_users_leave_once_and_only_where_nobody_is_left(
@@ -117,12 +117,12 @@ async def test_a_dead_nodes_users_leave_once_and_only_where_nobody_is_left(
     await dead.enter("r", "bob", 100)
     await dead.enter("r", "bob", 100)
     await survivors[0].enter("r", "bob", 100)
-    await dead.set_connections(3)
+    await dead.report(Report(3, 7, 0.0))
     await expire()
     purged = await asyncio.gather(*(node.purge_dead() for node in survivors))
     assert sorted(purged, key=len) == [[], [("r", "ann")]]
     assert await survivors[1].users("r") == ["bob"]
-    assert (await survivors[1].totals()).connections == 0
+    assert (await survivors[1].totals()).nodes == Report()
     assert await survivors[0].purge_dead() == []
 
 

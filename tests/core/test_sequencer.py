@@ -124,3 +124,23 @@ def test_whatever_arrives_every_id_is_delivered_once_in_order(
         found = [store[i] for i in range(fill.after + 1, newest + 1)]
         delivered += ids(sequencer.filled(fill, found, now))
     assert delivered == list(range(1, newest + 1))
+
+
+def test_a_room_tracked_before_its_position_is_known_holds_then_starts_there() -> None:
+    sequencer = Sequencer(HOLD)
+    sequencer.track("r")
+    assert sequencer.offer(m(4), 0.0) == []
+    assert sequencer.offer(m(6), 0.0) == []
+    assert ids(sequencer.start_at("r", 4)) == []
+    assert ids(sequencer.offer(m(5), 0.0)) == [5, 6]
+
+
+def test_without_a_known_position_a_room_starts_from_the_first_message_held() -> None:
+    sequencer = Sequencer(HOLD)
+    sequencer.track("r")
+    assert sequencer.start_at("r", None) == []
+    assert ids(sequencer.offer(m(8), 0.0)) == [8]
+    assert ids(sequencer.offer(m(9), 0.0)) == [9]
+    sequencer.track("s")
+    sequencer.offer(m(3, "s"), 0.0)
+    assert ids(sequencer.start_at("s", None)) == [3]

@@ -119,7 +119,9 @@ async def test_a_join_waiting_on_a_message_is_dropped_when_the_connection_is_giv
                 assert users["users"] == ["in_b", "late"]
             assert "ghost" not in [e["username"] for e in in_b.pending("user_joined")]
             assert connection not in server.node.connections
-            assert all(connection not in room.members for room in server.node.hub.rooms())
+            assert all(
+                connection not in server.node.hub.members(room) for room in server.node.hub.rooms()
+            )
         finally:
             lock.close()
             await churner.close()
@@ -179,6 +181,6 @@ async def test_stop_leaves_no_timer_of_the_server_armed(
     ]
     assert pending == []
     assert {callback.__qualname__ for callback, _ in armed if ours(callback)} >= {
-        "Node._flush_presence",
+        "Rooms._list_due",
         "Flusher._flush_due",
     }

@@ -3,6 +3,7 @@
 
 from dataclasses import dataclass
 
+from hubbub.protocol.envelope import RoomEvent
 from hubbub.protocol.errors import Ref
 from hubbub.protocol.events import ServerEvent
 
@@ -46,7 +47,7 @@ class Notify:
     """Send an event to every other member of a room."""
 
     room: str
-    event: ServerEvent
+    event: RoomEvent
 
 
 @dataclass(frozen=True, slots=True)

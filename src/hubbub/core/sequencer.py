@@ -28,9 +28,11 @@ class Fill:
 
 @dataclass(slots=True)
 class _Room:
-    delivered: int
-    """The last id delivered to the room's members."""
+    delivered: int | None
+    """The last id delivered to the room's members (None: not known yet, see `start_at`)."""
     held: dict[int, ChatMessage] = field(default_factory=dict)
+    from_first: bool = False
+    """No position could be read: start from the first message that comes."""
     gap_since: float | None = None
     """When the oldest open gap was first seen."""
     filling: bool = False
@@ -41,11 +43,28 @@ class Sequencer:
         self._hold = hold
         self._rooms: dict[str, _Room] = {}
 
-    def track(self, room: str, last_id: int) -> None:
-        """Start following `room` from `last_id` (the store's newest, read when the node
-        subscribed): later ids are delivered, earlier ones are not this node's to send."""
+    def track(self, room: str, last_id: int | None = None) -> None:
+        """Start following `room` from `last_id`: later ids are delivered, earlier ones
+        are not this node's to send. Without it, messages are held until `start_at`."""
         if room not in self._rooms:
             self._rooms[room] = _Room(last_id)
+
+    def start_at(self, room: str, last_id: int | None) -> list[ChatMessage]:
+        """The position of a room tracked without one: the store's newest id, read after
+        the broker's subscription was in force (None when the store could not say: then
+        from the first message held). What can be delivered now, in order."""
+        state = self._rooms.get(room)
+        if state is None or state.delivered is not None:
+            return []
+        if last_id is None:
+            if not state.held:
+                state.from_first = True
+                return []
+            last_id = min(state.held) - 1
+        state.delivered = last_id
+        for message_id in [n for n in state.held if n <= last_id]:
+            del state.held[message_id]
+        return self._release(state)
 
     def forget(self, room: str) -> None:
         self._rooms.pop(room, None)
@@ -62,6 +81,11 @@ class Sequencer:
         state = self._rooms.get(message.room)
         if state is None:
             return []
+        if state.delivered is None:
+            if not state.from_first:
+                state.held.setdefault(message.id, message)
+                return []
+            state.delivered = message.id - 1
         if message.id <= state.delivered or message.id in state.held:
             return []
         if message.id == state.delivered + 1 and not state.held:
@@ -80,6 +104,7 @@ class Sequencer:
         for name, state in self._rooms.items():
             if state.filling or state.gap_since is None or now - state.gap_since < self._hold:
                 continue
+            assert state.delivered is not None
             state.filling = True
             fills.append(Fill(name, state.delivered, min(state.held)))
         return fills
@@ -95,16 +120,19 @@ class Sequencer:
 
     def catch_up(self) -> list[Fill]:
         """After a broker outage: read every followed room from its last delivered id."""
-        for state in self._rooms.values():
-            state.filling = True
-        return [Fill(name, state.delivered, None) for name, state in self._rooms.items()]
+        fills = []
+        for name, state in self._rooms.items():
+            if state.delivered is not None:
+                state.filling = True
+                fills.append(Fill(name, state.delivered, None))
+        return fills
 
     def filled(self, fill: Fill, messages: list[ChatMessage], now: float) -> list[ChatMessage]:
         """Every message the store has for `fill` (oldest first): what can be delivered
         now, in order. Ids of the fill's range that the store no longer has (retention
         removed them) are skipped rather than waited for."""
         state = self._rooms.get(fill.room)
-        if state is None:
+        if state is None or state.delivered is None:
             return []
         state.filling = False
         for message in messages:
@@ -119,7 +147,9 @@ class Sequencer:
 
     @staticmethod
     def _release(state: _Room) -> list[ChatMessage]:
-        ready = []
+        ready: list[ChatMessage] = []
+        if state.delivered is None:
+            return ready
         while (message := state.held.pop(state.delivered + 1, None)) is not None:
             ready.append(message)
             state.delivered = message.id

@@ -33,11 +33,22 @@ class Arrival:
 
 
 @dataclass(frozen=True, slots=True)
+class Report:
+    """What a node counts of itself, summed over the nodes in `Totals`."""
+
+    connections: int = 0
+    messages: int = 0
+    """Messages stored since the node started."""
+    messages_per_second: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class Totals:
-    connections: int
     rooms: int
     users: int
     """Distinct usernames in any room."""
+    nodes: Report
+    """The live nodes' reports, summed."""
 
 
 class PresenceUnavailable(Exception):
@@ -69,8 +80,8 @@ class Presence(Protocol):
         """Every room with someone in it, and its number of distinct usernames."""
         ...
 
-    async def set_connections(self, count: int) -> None:
-        """This node's number of open connections, for `totals`."""
+    async def report(self, report: Report) -> None:
+        """This node's own counts, for `totals` (kept until the next report)."""
         ...
 
     async def totals(self) -> Totals: ...

@@ -3,10 +3,10 @@ several nodes of one process (as the contract tests run them)."""
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from hubbub.presence.base import Arrival, Totals
+from hubbub.presence.base import Arrival, Report, Totals
 
 
 @dataclass(slots=True)
@@ -16,10 +16,15 @@ class Roster:
     clock: Callable[[], float] = time.monotonic
     users: dict[str, Counter[str]] = field(default_factory=dict)
     """Per room, connections per username, on every node."""
+    members: Counter[str] = field(default_factory=Counter)
+    """Per room, connections on every node."""
+    sorted_users: dict[str, list[str]] = field(default_factory=dict)
+    """Per room, its usernames sorted, kept until they change: a room filling up sends
+    the list to each joiner."""
     by_node: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
     """Per node, connections per (room, username)."""
     alive_until: dict[str, float] = field(default_factory=dict)
-    connections: dict[str, int] = field(default_factory=dict)
+    reports: dict[str, Report] = field(default_factory=dict)
 
 
 class MemoryPresence:
@@ -40,15 +45,17 @@ class MemoryPresence:
         return known
 
     async def enter(self, room: str, username: str, limit: int) -> Arrival | None:
-        users = self._roster.users.setdefault(room, Counter())
-        members = users.total()
-        if members >= limit:
-            if not users:
-                del self._roster.users[room]
+        roster = self._roster
+        if roster.members[room] >= limit:
             return None
+        roster.members[room] += 1
+        users = roster.users.setdefault(room, Counter())
         users[username] += 1
-        self._roster.by_node.setdefault(self._node, Counter())[room, username] += 1
-        return Arrival(users[username] == 1, members + 1)
+        roster.by_node.setdefault(self._node, Counter())[room, username] += 1
+        first = users[username] == 1
+        if first:
+            roster.sorted_users.pop(room, None)
+        return Arrival(first, roster.members[room])
 
     async def exit(self, room: str, username: str) -> bool:
         mine = self._roster.by_node.get(self._node)
@@ -61,28 +68,39 @@ class MemoryPresence:
 
     def _remove(self, room: str, username: str, count: int) -> bool:
         """Take `count` connections of `username` out of `room`; True when none are left."""
-        users = self._roster.users[room]
+        roster = self._roster
+        roster.members[room] -= count
+        if roster.members[room] <= 0:
+            del roster.members[room]
+        users = roster.users[room]
         users[username] -= count
         if users[username] > 0:
             return False
         del users[username]
+        roster.sorted_users.pop(room, None)
         if not users:
-            del self._roster.users[room]
+            del roster.users[room]
         return True
 
     async def users(self, room: str) -> list[str]:
-        return sorted(self._roster.users.get(room, ()))
+        roster = self._roster
+        listed = roster.sorted_users.get(room)
+        if listed is None:
+            listed = sorted(roster.users.get(room, ()))
+            if listed:
+                roster.sorted_users[room] = listed
+        return listed
 
     async def rooms(self) -> dict[str, int]:
         return {room: len(users) for room, users in self._roster.users.items()}
 
-    async def set_connections(self, count: int) -> None:
-        self._roster.connections[self._node] = count
+    async def report(self, report: Report) -> None:
+        self._roster.reports[self._node] = report
 
     async def totals(self) -> Totals:
         roster = self._roster
         distinct = set().union(*roster.users.values()) if roster.users else set()
-        return Totals(sum(roster.connections.values()), len(roster.users), len(distinct))
+        return Totals(len(roster.users), len(distinct), summed(roster.reports.values()))
 
     async def purge_dead(self) -> list[tuple[str, str]]:
         roster = self._roster
@@ -90,7 +108,7 @@ class MemoryPresence:
         gone: list[tuple[str, str]] = []
         for node in [node for node, until in roster.alive_until.items() if until <= now]:
             del roster.alive_until[node]
-            roster.connections.pop(node, None)
+            roster.reports.pop(node, None)
             for (room, username), count in roster.by_node.pop(node, Counter()).items():
                 if self._remove(room, username, count):
                     gone.append((room, username))
@@ -101,4 +119,13 @@ class MemoryPresence:
         for (room, username), count in roster.by_node.pop(self._node, Counter()).items():
             self._remove(room, username, count)
         roster.alive_until.pop(self._node, None)
-        roster.connections.pop(self._node, None)
+        roster.reports.pop(self._node, None)
+
+
+def summed(reports: Iterable[Report]) -> Report:
+    connections, messages, rate = 0, 0, 0.0
+    for report in reports:
+        connections += report.connections
+        messages += report.messages
+        rate += report.messages_per_second
+    return Report(connections, messages, rate)

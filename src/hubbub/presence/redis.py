@@ -6,7 +6,8 @@ Every change is one Lua script, so counts stay exact when nodes race:
 - `{prefix}node:{id}`: per "room\\nusername", this node's connections (what to undo
   when the node dies);
 - `{prefix}rooms`: per room, its connections (the room limit, counted cluster-wide);
-- `{prefix}connections`: per node, its open connections;
+- `{prefix}reports`: per node, its own counts (connections, messages) as
+  "connections messages rate";
 - `{prefix}nodes`: a sorted set of node ids by the millisecond (Redis's clock) each
   dies unless it beats again.
 
@@ -20,12 +21,18 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from hubbub.presence.base import Arrival, PresenceUnavailable, Totals
+from hubbub.presence.base import Arrival, PresenceUnavailable, Report, Totals
+from hubbub.presence.memory import summed
 
 
 def _texts(values: list[bytes | str]) -> list[str]:
     """Replies of a client made with `decode_responses=True`: strings, as typed here."""
     return cast(list[str], values)
+
+
+def _parsed(value: str) -> Report:
+    connections, messages, rate = value.split()
+    return Report(int(connections), int(messages), float(rate))
 
 
 def _script(redis: Redis, name: str) -> AsyncScript:
@@ -46,7 +53,7 @@ class RedisPresence:
         self._purge = _script(redis, "purge")
         self._nodes = f"{prefix}nodes"
         self._rooms = f"{prefix}rooms"
-        self._connections = f"{prefix}connections"
+        self._reports = f"{prefix}reports"
 
     def _users_key(self, room: str) -> str:
         return f"{self._prefix}room:{room}:users"
@@ -102,15 +109,16 @@ class RedisPresence:
             raise PresenceUnavailable(str(error)) from error
         return {name: count for name, count in zip(names, counts, strict=True) if count}
 
-    async def set_connections(self, count: int) -> None:
+    async def report(self, report: Report) -> None:
+        value = f"{report.connections} {report.messages} {report.messages_per_second}"
         try:
-            await self._redis.hset(self._connections, self._node, count)
+            await self._redis.hset(self._reports, self._node, value)
         except RedisError as error:
             raise PresenceUnavailable(str(error)) from error
 
     async def totals(self) -> Totals:
         try:
-            per_node = await self._redis.hvals(self._connections)
+            per_node = _texts(await self._redis.hvals(self._reports))
             names = _texts(await self._redis.hkeys(self._rooms))
             async with self._redis.pipeline(transaction=False) as pipe:
                 for name in names:
@@ -119,13 +127,13 @@ class RedisPresence:
         except RedisError as error:
             raise PresenceUnavailable(str(error)) from error
         distinct = {user for users in per_room for user in users}
-        return Totals(sum(int(count) for count in per_node), len(names), len(distinct))
+        return Totals(len(names), len(distinct), summed(_parsed(value) for value in per_node))
 
     async def purge_dead(self) -> list[tuple[str, str]]:
         return await self._purge_nodes([])
 
     async def _purge_nodes(self, nodes: list[str]) -> list[tuple[str, str]]:
-        keys = [self._nodes, self._rooms, self._connections]
+        keys = [self._nodes, self._rooms, self._reports]
         try:
             flat = await self._purge(keys=keys, args=[self._prefix, *nodes])
         except RedisError as error:

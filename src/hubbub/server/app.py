@@ -7,7 +7,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hubbub.broker.base import Broker
+from hubbub.broker.redis import RedisBroker
 from hubbub.config import Settings
+from hubbub.presence.base import Presence
+from hubbub.presence.redis import RedisPresence
 from hubbub.core.admission import Admission
 from hubbub.core.origins import OriginPolicy
 from hubbub.server import http
@@ -32,9 +36,17 @@ def build_store(settings: Settings) -> MessageStore:
     )
 
 
+def build_cluster(settings: Settings) -> tuple[Broker | None, Presence | None]:
+    """Redis's broker and presence when the node is one of a cluster; else the defaults."""
+    if not settings.redis_url:
+        return None, None
+    return RedisBroker(settings.redis_url), RedisPresence(settings.redis_url)
+
+
 def build_app(settings: Settings, store: MessageStore | None = None) -> web.Application:
     app = web.Application()
-    node = Node(settings, store if store is not None else build_store(settings))
+    broker, presence = build_cluster(settings)
+    node = Node(settings, store if store is not None else build_store(settings), broker, presence)
     app[NODE] = node
     app[ADMISSION] = Admission(settings.max_connections, settings.max_connections_per_ip)
     app[ORIGINS] = OriginPolicy(settings.allowed_origins)

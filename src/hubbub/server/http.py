@@ -7,6 +7,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from hubbub.core.auth import InvalidToken, verify_token
+from hubbub.presence.base import PresenceUnavailable
 from hubbub.protocol.errors import ErrorCode, Refusal
 from hubbub.protocol.validation import (
     DEFAULT_HISTORY_LIMIT,
@@ -25,12 +26,18 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def rooms(request: web.Request) -> web.Response:
-    hub = request.app[NODE].hub
-    listed = sorted(
-        ({"name": room.name, "count": len(room.user_connections)} for room in hub.rooms()),
-        key=lambda entry: str(entry["name"]),
-    )
+    try:
+        counts = await request.app[NODE].presence.rooms()
+    except PresenceUnavailable:
+        return _presence_unavailable()
+    listed = [{"name": name, "count": count} for name, count in sorted(counts.items())]
     return web.json_response({"rooms": listed, "total": len(listed)})
+
+
+def _presence_unavailable() -> web.Response:
+    return web.json_response(
+        {"error": "unavailable", "message": "presence unavailable; retry"}, status=503
+    )
 
 
 async def room_messages(request: web.Request) -> web.Response:
@@ -90,32 +97,39 @@ def _int_query(
 
 
 async def stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[NODE].stats())
+    try:
+        return web.json_response(await request.app[NODE].stats())
+    except PresenceUnavailable:
+        return _presence_unavailable()
 
 
 async def seed_rooms(request: web.Request) -> web.Response:
     """The seed's `/api/rooms` shape, for its existing clients."""
-    hub = request.app[NODE].hub
-    listed = [{"name": room.name, "users": len(room.user_connections)} for room in hub.rooms()]
+    try:
+        counts = await request.app[NODE].presence.rooms()
+    except PresenceUnavailable:
+        return _presence_unavailable()
+    listed = [{"name": name, "users": count} for name, count in counts.items()]
     return web.json_response({"success": True, "rooms": listed})
 
 
 async def seed_stats(request: web.Request) -> web.Response:
     """The seed's `/api/stats` shape, for its existing clients."""
-    node = request.app[NODE]
+    try:
+        stats = await request.app[NODE].stats()
+    except PresenceUnavailable:
+        return _presence_unavailable()
     return web.json_response(
-        {
-            "success": True,
-            "total_clients": len(node.connections),
-            "total_rooms": node.hub.room_count(),
-        }
+        {"success": True, "total_clients": stats["connections"], "total_rooms": stats["rooms"]}
     )
 
 
 async def healthz(request: web.Request) -> web.Response:
-    if await request.app[NODE].store.healthy():
+    """200, or 503 naming each part that is unusable now (`store`, `broker`)."""
+    problems = await request.app[NODE].health()
+    if not problems:
         return web.json_response({"status": "ok"})
-    return web.json_response({"status": "unavailable", "store": "unavailable"}, status=503)
+    return web.json_response({"status": "unavailable", **problems}, status=503)
 
 
 async def metrics(request: web.Request) -> web.Response:

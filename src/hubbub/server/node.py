@@ -1,7 +1,10 @@
-"""The node: owns the hub, the store and the connections, and runs sessions' actions.
+"""The node: one server process, wiring its parts and owning their lifecycle.
 
-This is where one message flows (docs/architecture.md): decode, let the
-session decide, store, then fan out the event encoded once per codec.
+How one message flows (docs/architecture.md): the dispatcher decodes a frame
+and runs the session's actions; the store assigns the message its id; then
+`publish` delivers it to this node's members, encoded once per codec, and
+hands it to the broker for the other nodes, which deliver it to theirs
+(`deliver`). Alone, a node's broker is in-process and reaches nobody else.
 """
 
 import asyncio
@@ -9,49 +12,37 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
-from functools import partial
+from collections.abc import Callable, Coroutine
+from typing import Any
 
+from hubbub.broker.base import Broker
+from hubbub.broker.memory import InProcessBroker
 from hubbub.config import Settings
-from hubbub.core.actions import (
-    Action,
-    Close,
-    Enter,
-    Exit,
-    FetchHistory,
-    Notify,
-    Publish,
-    Reply,
-)
-from hubbub.core.heartbeat import HeartbeatWheel, Verdict
+from hubbub.core.heartbeat import HeartbeatWheel
 from hubbub.core.hub import Hub
-from hubbub.core.presence import PresenceThrottle
-from hubbub.protocol.codecs import Codec
-from hubbub.protocol.commands import Command
-from hubbub.protocol.errors import ErrorCode, Ref, Refusal
-from hubbub.protocol.events import (
-    Ack,
-    Error,
-    HistoryPage,
-    OnlineUsers,
-    ServerEvent,
-    UserJoined,
-    UserLeft,
-    Welcome,
-)
-from hubbub.protocol.validation import parse_command
-from hubbub.server.connection import Connection, Phase
+from hubbub.core.sequencer import Fill, Sequencer
+from hubbub.presence.base import Presence, PresenceUnavailable, Report
+from hubbub.presence.memory import MemoryPresence
+from hubbub.protocol.envelope import Envelope, RoomEvent
+from hubbub.protocol.errors import ErrorCode, Ref
+from hubbub.protocol.events import ChatMessage, Error, ServerEvent, UserJoined, UserLeft, Welcome
+from hubbub.server.connection import Connection
+from hubbub.server.dispatch import Dispatcher
+from hubbub.server.fanout import deliver_local
 from hubbub.server.flusher import Flusher
-from hubbub.server.frames import Deflater, Frame, frame_of
+from hubbub.server.frames import Deflater
+from hubbub.server.registry import Registry
+from hubbub.server.rooms import Rooms
 from hubbub.server.stats import Metrics, RateMeter
-from hubbub.store.base import Appended, MessageStore, Retention, Retry, StoreUnavailable
+from hubbub.store.base import Appended, MessageStore, Retention, StoreUnavailable
 
 log = logging.getLogger("hubbub.node")
 
-REPLAY_PAGE = 500
-MAX_PUBLISHES_IN_FLIGHT = 16
-"""Messages of one connection waiting for the store before its socket is read again."""
 PRUNE_INTERVAL_SECONDS = 60.0
+GAP_HOLD_SECONDS = 0.05
+"""How long a message past a gap waits for the missing ones before the store is asked."""
+FILL_PAGE = 500
+UNLIMITED = 2**31
 
 
 def wall_clock_ms() -> int:
@@ -67,43 +58,85 @@ class Node:
         self,
         settings: Settings,
         store: MessageStore,
+        broker: Broker | None = None,
+        presence: Presence | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.broker: Broker = broker if broker is not None else InProcessBroker()
+        self.presence: Presence = presence if presence is not None else MemoryPresence()
+        self.clustered = broker is not None and not isinstance(broker, InProcessBroker)
+        """Other processes share the broker: ids must be sequenced, liveness kept."""
         self.id = secrets.token_hex(4)
         self.hub: Hub[Connection] = Hub()
-        self.connections: set[Connection] = set()
-        self.heartbeat: HeartbeatWheel[Connection] = HeartbeatWheel(settings.heartbeat)
         self.flusher = Flusher(settings.flush_delay)
         self._deflaters: dict[int, Deflater] = {}
         self.metrics = Metrics()
         self.metrics.rooms.set_function(self.hub.room_count)
+        self.registry = Registry(self.metrics, settings.heartbeat, clock)
         self.message_rate = RateMeter()
         self.started = clock()
         self._clock = clock
         self._wall_ms = wall_ms
-        self._presence = PresenceThrottle(settings.presence_interval)
-        self._presence_timers: dict[str, asyncio.TimerHandle] = {}
-        """Each room's coalesced `online_users` broadcast, when one is due."""
+        self._sequencer = Sequencer(GAP_HOLD_SECONDS) if self.clustered else None
+        self._fill_timer: asyncio.TimerHandle | None = None
+        self.rooms = Rooms(
+            self.hub,
+            self.presence,
+            self.broker,
+            store,
+            self._sequencer,
+            self.publish,
+            self.deliver_here,
+            self.send_error,
+            settings.max_room_members,
+            settings.presence_interval,
+            clock,
+        )
+        self.dispatcher = Dispatcher(
+            self.rooms,
+            store,
+            self.metrics,
+            self.publish,
+            self._message_stored,
+            self.send_error,
+            clock,
+            wall_ms,
+        )
+        self.receive = self.dispatcher.receive
         self._retention = Retention(
             settings.history_max_per_room, int(settings.history_max_age * 1000)
         )
-        self._pruner: asyncio.Task[None] | None = None
-        self._beater: asyncio.Task[None] | None = None
-        self._all_gone: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._report_due = False
+
+    @property
+    def connections(self) -> set[Connection]:
+        return self.registry.connections
+
+    @property
+    def heartbeat(self) -> HeartbeatWheel[Connection]:
+        return self.registry.heartbeat
 
     def now(self) -> float:
         return self._clock()
 
+    # --- lifecycle -------------------------------------------------------------------
+
     async def start(self) -> None:
-        """Open the store and apply retention once before serving, then now and then."""
+        """Open the store, join the broker and presence, apply retention once before
+        serving; then keep beating, pruning and pinging in the background."""
         self.metrics.gc_pauses.watch()
         await self.store.open()
+        await self.broker.start(self.id, self)
+        await self.presence.start(self.id, self.settings.node_ttl)
         await self._prune()
-        self._pruner = asyncio.create_task(self._prune_forever())
-        self._beater = asyncio.create_task(self._beat_forever())
+        self._spawn(self._prune_forever())
+        self._spawn(self.registry.beat_forever())
+        if self.clustered:
+            self._spawn(self._live_forever())
 
     async def stop(self) -> None:
         """Release everything: connections still here are cut, and no task or timer of the
@@ -112,26 +145,23 @@ class Node:
         for connection in list(self.connections):
             connection.drop("server stopped")
             self.disconnect(connection)
-        for timer in self._presence_timers.values():
-            timer.cancel()
-        self._presence_timers.clear()
+        await self.rooms.stop()
+        if self._fill_timer is not None:
+            self._fill_timer.cancel()
         self.flusher.stop()
-        for task in (self._pruner, self._beater):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(PresenceUnavailable):
+            await self.presence.close()
+        await self.broker.close()
         await self.store.close()
 
-    async def _beat_forever(self) -> None:
-        """Ping silent connections, spread over the interval; cut those that never answer."""
-        while True:
-            await asyncio.sleep(self.heartbeat.tick)
-            for connection, verdict in self.heartbeat.visit(self.now()):
-                if verdict is Verdict.PING:
-                    connection.ping()
-                else:
-                    connection.drop("heartbeat unanswered")
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _prune_forever(self) -> None:
         while True:
@@ -148,6 +178,8 @@ class Node:
             if removed:
                 log.info("retention removed %d messages", removed)
 
+    # --- connections -----------------------------------------------------------------
+
     def deflater(self, window_bits: int) -> Deflater:
         """The compressor shared by every member that negotiated this window size."""
         deflater = self._deflaters.get(window_bits)
@@ -156,288 +188,184 @@ class Node:
         return deflater
 
     def open(self, connection: Connection) -> None:
-        self.connections.add(connection)
-        self.heartbeat.add(connection, self.now())
+        self.registry.add(connection)
         connection.on_give_up = self.disconnect
-        self.metrics.connections.inc()
-        self.metrics.connections_opened.inc()
         connection.send(Welcome(connection.id))
+        self._counts_changed()
 
     def disconnect(self, connection: Connection) -> None:
         """Let go of the connection (its socket is gone and every message it brought was
         handled, or it was given up as a slow consumer): take it out of every room it was
-        in. Once it is GONE nothing puts it back (see `_run`)."""
+        in. Once it is GONE nothing puts it back (see `Dispatcher`)."""
         if not connection.gone():
             return
-        self.connections.discard(connection)
-        self.heartbeat.remove(connection)
-        self.metrics.connections.dec()
-        for room in connection.session.rooms:
-            self._exit(connection, room)
-        connection.session.rooms.clear()
-        if not self.connections and self._all_gone is not None:
-            self._all_gone.set()
-        if connection.slow:
-            self.metrics.slow_consumers.inc()
-        if connection.frames_shed:
-            self.metrics.frames_shed.inc(connection.frames_shed)
+        self.registry.remove(connection)
+        self.rooms.exit_all(connection)
+        self._counts_changed()
 
     def close_all(self, code: int, reason: str) -> None:
-        for connection in list(self.connections):
-            connection.close(code, reason)
+        self.registry.close_all(code, reason)
 
     async def wait_closed(self, timeout: float) -> None:
-        """Wait until every connection is gone; cut those still open after `timeout`."""
-        if not self.connections:
-            return
-        self._all_gone = asyncio.Event()
-        try:
-            async with asyncio.timeout(timeout):
-                await self._all_gone.wait()
-        except TimeoutError:
-            for connection in list(self.connections):
-                connection.drop("shutdown timed out")
-        finally:
-            self._all_gone = None
+        await self.registry.wait_closed(timeout)
 
-    async def receive(self, connection: Connection, data: bytes | str, binary: bool) -> None:
-        """Handle one frame from a connection: decode, validate, run the session's actions."""
-        codec = connection.codec
-        command: Command | Refusal
-        try:
-            command = parse_command(codec.decode(data, binary), codec.not_an_object)
-        except Refusal as refusal:
-            command = refusal
-        actions = connection.session.handle(command, self.now())
-        try:
-            await self._run(connection, actions)
-        except Exception:
-            log.exception("internal error handling an event of connection %s", connection.id)
-            self._send_error(connection, ErrorCode.INTERNAL, "internal server error", command.ref)
-
-    async def _run(self, connection: Connection, actions: Iterable[Action]) -> None:
-        """Perform actions in order. A `Publish` is handed to the store without waiting
-        (`_submit`); any other action first waits until the connection's messages are
-        stored and broadcast, so nothing overtakes them.
-
-        A connection that is no longer open (also one given up during that wait) still
-        has its messages stored and still leaves rooms; nothing else is done for it: a
-        join would outlive it, and an answer has nobody to reach."""
-        for action in actions:
-            if isinstance(action, Publish):
-                if connection.publishing >= MAX_PUBLISHES_IN_FLIGHT:
-                    await connection.publishes_settled(MAX_PUBLISHES_IN_FLIGHT - 1)
-                self._submit(connection, action)
-                continue
-            if connection.publishing:
-                await connection.publishes_settled(0)
-            if connection.phase is not Phase.OPEN and not isinstance(action, Exit):
-                continue
-            match action:
-                case Reply(event):
-                    if isinstance(event, Error):
-                        self.metrics.errors.labels(event.code).inc()
-                    connection.send(event)
-                case Enter():
-                    await self._enter(connection, action)
-                case Exit(room):
-                    self._exit(connection, room)
-                case Notify(room, event):
-                    self.broadcast(room, event, exclude=connection)
-                case FetchHistory():
-                    await self._history(connection, action)
-                case Close(code, reason):
-                    connection.close(code, reason)
-
-    def broadcast(self, room: str, event: ServerEvent, exclude: Connection | None = None) -> None:
-        """Queue `event` to every member of `room`, encoded once per codec, without awaiting."""
-        members = self.hub.members(room)
-        if not members:
-            return
-        frames: dict[Codec, Frame] = {}
-        last_codec: Codec | None = None
-        frame: Frame
-        delivered = 0
-        for member in members:
-            if member is exclude:
-                continue
-            codec = member.codec
-            if codec is not last_codec:
-                last_codec = codec
-                frame = frames.get(codec) or frames.setdefault(codec, frame_of(event, codec))
-            member.enqueue(frame)
-            delivered += 1
-        self.metrics.totals.deliveries += delivered
-
-    async def _enter(self, connection: Connection, action: Enter) -> None:
-        room = action.room
-        state = self.hub.room(room)
-        limit = self.settings.max_room_members
-        if state is not None and connection not in state.members and len(state.members) >= limit:
-            connection.session.forget_room(room)
-            self._send_error(
-                connection, ErrorCode.ROOM_FULL, f"room {room!r} is full ({limit})", action.ref
-            )
-            return
-        change = self.hub.join(room, connection, action.username)
-        if change.presence_changed:
-            self.broadcast(room, UserJoined(action.username, room))
-        state = self.hub.room(room)
-        assert state is not None
-        connection.send(OnlineUsers.of(room, state.usernames()))
-        if change.member_changed:
-            self._presence_changed(room)
-        if action.since is None:
-            if action.ref is not None:
-                connection.send(Ack(action.ref))
-            return
-        connection.hold(room)
-        last = action.since
-        try:
-            replayed, truncated, last, reset = await self._replay(connection, room, action.since)
-        except StoreUnavailable:
-            # Not accepted: the connection leaves again, and may rejoin with the same since.
-            connection.session.forget_room(room)
-            self._exit(connection, room)
-            self._send_error(
-                connection, ErrorCode.UNAVAILABLE, "history unavailable; rejoin later", action.ref
-            )
-            return
-        else:
-            if action.ref is not None:
-                ack = Ack(action.ref, replayed=replayed, truncated=truncated, reset=reset)
-                connection.deliver(ack)
-        finally:
-            connection.release(room, last)
-
-    async def _replay(
-        self, connection: Connection, room: str, since: int
-    ) -> tuple[int, bool, int, bool]:
-        """Deliver every stored message after `since`, page by page, ahead of live frames.
-
-        Returns how many were replayed, whether retention had removed some, the
-        last id replayed (live messages up to it are dropped on release), and
-        whether the client's position was reset.
-
-        A `since` beyond the room's newest id (a memory store restarted, a store
-        restored from an older backup) replays nothing and resets the client's
-        position. Then nothing replayed can repeat a live message, so the floor is
-        0: every message broadcast since the join reaches the client, held ones too.
-        """
-        replayed, truncated, last = 0, False, since
-        while True:
-            page = await self.store.since(room, last, None, REPLAY_PAGE)
-            truncated = truncated or page.truncated
-            for message in page.messages:
-                if connection.half_full():
-                    await connection.drained()
-                if connection.closing:
-                    return replayed, truncated, last, False
-                connection.deliver(message)
-                replayed += 1
-                last = message.id
-            if not page.has_more:
-                if replayed == 0 and since > await self.store.last_id(room):
-                    return 0, False, 0, True
-                return replayed, truncated, last, False
-
-    def _exit(self, connection: Connection, room: str) -> None:
-        change = self.hub.leave(room, connection)
-        if not change.member_changed:
-            return
-        if change.presence_changed:
-            self.broadcast(room, UserLeft(change.username, room))
-        self._presence_changed(room)
-
-    def _submit(self, connection: Connection, action: Publish) -> None:
-        """Hand a message to the store without waiting for it, so the connection's next
-        message is read while this one commits: a connection then has several messages
-        in one batch, and the store works while the loop does. The store reports in
-        submission order, so broadcasts and acks keep the order messages arrived in;
-        any other action of the connection waits until they are all done (`_run`)."""
-        retry = Retry(action.username, action.ref) if action.ref is not None else None
-        connection.publish_started()
-        self.store.submit(
-            action.room,
-            action.username,
-            action.content,
-            self._wall_ms(),
-            retry,
-            partial(self._stored, connection, action),
-        )
-
-    def _stored(
-        self, connection: Connection, action: Publish, outcome: Appended | Exception
-    ) -> None:
-        """Broadcast and ack a stored message (only now: a crash can never leave a
-        delivered message missing from history)."""
-        connection.publish_done()
-        if isinstance(outcome, StoreUnavailable):
-            self._send_error(
-                connection, ErrorCode.UNAVAILABLE, "message store unavailable; retry", action.ref
-            )
-            return
-        if isinstance(outcome, Exception):
-            log.error(
-                "internal error storing a message of connection %s",
-                connection.id,
-                exc_info=outcome,
-            )
-            self._send_error(connection, ErrorCode.INTERNAL, "internal server error", action.ref)
-            return
-        message = outcome.message
-        if outcome.duplicate:
-            assert action.ref is not None
-            connection.send(Ack(action.ref, id=message.id))
-            return
-        self.metrics.totals.messages += 1
-        self.message_rate.add(self.now())
-        self.broadcast(action.room, message)
-        if action.ref is not None:
-            connection.send(Ack(action.ref, id=message.id))
-
-    async def _history(self, connection: Connection, action: FetchHistory) -> None:
-        try:
-            page = await self.store.history(action.room, action.before, action.limit)
-        except StoreUnavailable:
-            self._send_error(
-                connection, ErrorCode.UNAVAILABLE, "message store unavailable; retry", action.ref
-            )
-            return
-        connection.send(HistoryPage(action.room, page.messages, page.has_more))
-        if action.ref is not None:
-            connection.send(Ack(action.ref))
-
-    def _send_error(
+    def send_error(
         self, connection: Connection, code: ErrorCode, message: str, ref: Ref | None
     ) -> None:
         self.metrics.errors.labels(code).inc()
         connection.send(Error(code, message, ref))
 
-    def _presence_changed(self, room: str) -> None:
-        delay = self._presence.changed(room, self.now())
-        if delay is not None:
-            self._presence_timers[room] = asyncio.get_running_loop().call_later(
-                delay, self._flush_presence, room
-            )
+    # --- fan-out ---------------------------------------------------------------------
 
-    def _flush_presence(self, room: str) -> None:
-        del self._presence_timers[room]
-        state = self.hub.room(room)
-        if state is None:
-            self._presence.forget(room)
+    def publish(self, room: str, event: RoomEvent, exclude: str | None = None) -> None:
+        """Deliver `event` to the room's members here, then to those on every other node
+        (all but the connection with id `exclude`)."""
+        self.deliver_here(room, event, exclude)
+        self.broker.publish(Envelope(room, event, self.id, exclude))
+
+    def deliver_here(self, room: str, event: ServerEvent, exclude: str | None = None) -> None:
+        members = self.hub.members(room)
+        if members:
+            self.metrics.totals.deliveries += deliver_local(members, event, exclude)
+
+    def _message_stored(self, appended: Appended) -> None:
+        message = appended.message
+        self.metrics.totals.messages += 1
+        self.message_rate.add(self.now())
+        if self._sequencer is None:
+            self.publish(message.room, message)
             return
-        self._presence.due(room, self.now())
-        self.broadcast(room, OnlineUsers.of(room, state.usernames()))
+        self.broker.publish(Envelope(message.room, message, self.id))
+        self._sequenced(message)
 
-    def stats(self) -> dict[str, object]:
+    def deliver(self, envelope: Envelope) -> None:
+        """An event another node published (the broker's `Subscriber`)."""
+        event = envelope.event
+        if isinstance(event, ChatMessage) and self._sequencer is not None:
+            self._sequenced(event)
+            return
+        self.deliver_here(envelope.room, event, envelope.exclude)
+        if isinstance(event, UserJoined | UserLeft):
+            self.rooms.changed(envelope.room)
+
+    def _sequenced(self, message: ChatMessage) -> None:
+        assert self._sequencer is not None
+        for ready in self._sequencer.offer(message, self.now()):
+            self.deliver_here(ready.room, ready)
+        self._arm_fills()
+
+    def resumed(self) -> None:
+        """The broker is back after an outage: read what was missed from the store."""
+        if self._sequencer is not None:
+            for fill in self._sequencer.catch_up():
+                self._spawn(self._fill(fill))
+
+    def _arm_fills(self) -> None:
+        assert self._sequencer is not None
+        due = self._sequencer.next_due()
+        if due is None or self._fill_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._fill_timer = loop.call_at(loop.time() + max(0.0, due - self.now()), self._fills_due)
+
+    def _fills_due(self) -> None:
+        self._fill_timer = None
+        assert self._sequencer is not None
+        for fill in self._sequencer.due(self.now()):
+            self._spawn(self._fill(fill))
+        self._arm_fills()
+
+    async def _fill(self, fill: Fill) -> None:
+        """Read a gap's messages from the store; a failing store is asked again later."""
+        assert self._sequencer is not None
+        messages: list[ChatMessage] = []
+        after, upto = fill.after, None if fill.before is None else fill.before - 1
+        try:
+            while True:
+                page = await self.store.since(fill.room, after, upto, FILL_PAGE)
+                messages += page.messages
+                if not page.has_more or not page.messages:
+                    break
+                after = page.messages[-1].id
+        except StoreUnavailable as error:
+            log.warning("filling a gap in %r failed (%s); retrying", fill.room, error)
+        for ready in self._sequencer.filled(fill, messages, self.now()):
+            self.deliver_here(ready.room, ready)
+        self._arm_fills()
+
+    # --- cluster liveness ------------------------------------------------------------
+
+    async def _live_forever(self) -> None:
+        """Beat every third of the node's time to live; purge dead nodes every second,
+        so their users leave within the time to live plus about a second."""
+        ttl = self.settings.node_ttl
+        beat_every, last_beat = ttl / 3, self.now()
+        while True:
+            await asyncio.sleep(min(1.0, beat_every))
+            try:
+                if self.now() - last_beat >= beat_every:
+                    last_beat = self.now()
+                    await self._report()
+                    if not await self.presence.beat():
+                        await self._enter_again()
+                for room, username in await self.presence.purge_dead():
+                    log.info("%s left %r with a node that died", username, room)
+                    self.publish(room, UserLeft(username, room))
+                    self.rooms.changed(room)
+            except PresenceUnavailable as error:
+                log.warning("presence unavailable (%s)", error)
+
+    async def _enter_again(self) -> None:
+        """This node was taken for dead (or Redis lost its data): count its members again."""
+        log.warning("this node's presence was lost; entering its connections again")
+        for room in list(self.hub.rooms()):
+            for connection in list(self.hub.members(room)):
+                username = connection.session.username
+                if username is not None:
+                    arrival = await self.presence.enter(room, username, UNLIMITED)
+                    if arrival is not None and arrival.first:
+                        self.publish(room, UserJoined(username, room))
+            self.rooms.changed(room)
+
+    def _counts_changed(self) -> None:
+        """Report the node's counts soon (once for a burst of connections)."""
+        if self.clustered and not self._report_due:
+            self._report_due = True
+            self._spawn(self._report())
+
+    def _own_report(self) -> Report:
+        rate = round(self.message_rate.rate(self.now()), 2)
+        return Report(len(self.connections), self.metrics.totals.messages, rate)
+
+    async def _report(self) -> None:
+        self._report_due = False
+        with contextlib.suppress(PresenceUnavailable):
+            await self.presence.report(self._own_report())
+
+    # --- reading ---------------------------------------------------------------------
+
+    async def stats(self) -> dict[str, object]:
+        """Counts of the whole cluster (of this node alone when it is alone)."""
         now = self.now()
+        if self.clustered:
+            await self._report()
+        totals = await self.presence.totals()
+        counts = totals.nodes if self.clustered else self._own_report()
         return {
-            "connections": len(self.connections),
-            "rooms": self.hub.room_count(),
-            "users": self.hub.distinct_users(),
-            "messages_total": self.metrics.totals.messages,
-            "messages_per_second": round(self.message_rate.rate(now), 2),
+            "connections": counts.connections,
+            "rooms": totals.rooms,
+            "users": totals.users,
+            "messages_total": counts.messages,
+            "messages_per_second": counts.messages_per_second,
             "uptime_seconds": round(now - self.started, 3),
             "node": self.id,
         }
+
+    async def health(self) -> dict[str, str]:
+        """What is unusable now, by part (empty when all is well)."""
+        problems = {}
+        if not await self.store.healthy():
+            problems["store"] = "unavailable"
+        if not self.broker.healthy():
+            problems["broker"] = "unavailable"
+        return problems

@@ -1,7 +1,7 @@
 -- Remove every dead node's connections, once: the first caller does the work and the
 -- others find nothing left. Keys of rooms are built here from the prefix, so this needs
 -- a single Redis server, not a Redis Cluster.
--- KEYS: the nodes sorted set, the rooms hash, the connections hash
+-- KEYS: the nodes sorted set, the rooms hash, the nodes' reports hash
 -- ARGV: the key prefix, and optionally one node to remove whether dead or not (a node
 -- leaving cleanly)
 -- Returns a flat list: room, username, room, username... left with no connection.

@@ -1,0 +1,229 @@
+"""Entering and leaving rooms: local membership, presence, the broker's subscriptions,
+replay, and the coalesced `online_users`.
+
+Local membership (`Hub`) is what fan-out walks; presence (per username, on
+every node) decides `user_joined` and `user_left` and the lists. A node
+subscribes to a room's events while it has a member there; in a cluster it also
+follows the room's message ids (`Sequencer`) from the position the store had
+once the subscription was in force.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from hubbub.broker.base import Broker
+from hubbub.core.actions import Enter
+from hubbub.core.hub import Hub
+from hubbub.core.presence import PresenceThrottle
+from hubbub.core.sequencer import Sequencer
+from hubbub.presence.base import Presence, PresenceUnavailable
+from hubbub.protocol.envelope import RoomEvent
+from hubbub.protocol.errors import ErrorCode, Ref
+from hubbub.protocol.events import Ack, OnlineUsers, ServerEvent, UserJoined, UserLeft
+from hubbub.server.connection import Connection, Phase
+from hubbub.server.replay import replay
+from hubbub.store.base import MessageStore, StoreUnavailable
+
+log = logging.getLogger("hubbub.rooms")
+
+Publish = Callable[[str, RoomEvent, str | None], None]
+"""To the room's members on every node (but the connection with that id)."""
+DeliverHere = Callable[[str, ServerEvent], None]
+"""To the room's members on this node only."""
+SendError = Callable[[Connection, ErrorCode, str, Ref | None], None]
+
+
+class Rooms:
+    def __init__(
+        self,
+        hub: Hub[Connection],
+        presence: Presence,
+        broker: Broker,
+        store: MessageStore,
+        sequencer: Sequencer | None,
+        publish: Publish,
+        deliver_here: DeliverHere,
+        send_error: SendError,
+        max_members: int,
+        presence_interval: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.hub = hub
+        self._presence = presence
+        self._broker = broker
+        self._store = store
+        self._sequencer = sequencer
+        """Only in a cluster: one node's store callbacks come in id order by themselves."""
+        self._publish = publish
+        self._deliver_here = deliver_here
+        self._send_error = send_error
+        self._max_members = max_members
+        self._clock = clock
+        self._throttle = PresenceThrottle(presence_interval)
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        """Each room's coalesced `online_users` broadcast, when one is due."""
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def enter(self, connection: Connection, action: Enter) -> None:
+        room, username = action.room, action.username
+        already_in = connection in self.hub.members(room)
+        if not already_in and not await self._arrive(connection, room, username, action.ref):
+            return
+        try:
+            users = await self._presence.users(room)
+        except PresenceUnavailable:
+            users = [username]
+        connection.send(OnlineUsers.of(room, users))
+        if action.since is None:
+            if action.ref is not None:
+                connection.send(Ack(action.ref))
+            return
+        connection.hold(room)
+        last = action.since
+        try:
+            replayed = await replay(self._store, connection, room, action.since)
+        except StoreUnavailable:
+            # Not accepted: the connection leaves again, and may rejoin with the same since.
+            connection.session.forget_room(room)
+            await self.exit(connection, room)
+            self._send_error(
+                connection, ErrorCode.UNAVAILABLE, "history unavailable; rejoin later", action.ref
+            )
+            return
+        else:
+            last = replayed.last
+            if action.ref is not None:
+                connection.deliver(
+                    Ack(
+                        action.ref,
+                        replayed=replayed.count,
+                        truncated=replayed.truncated,
+                        reset=replayed.reset,
+                    )
+                )
+        finally:
+            connection.release(room, last)
+
+    async def _arrive(
+        self, connection: Connection, room: str, username: str, ref: Ref | None
+    ) -> bool:
+        """Count the connection in the room's presence, then in its local members.
+        False (and the client told why) when it was not let in."""
+        try:
+            arrival = await self._presence.enter(room, username, self._max_members)
+        except PresenceUnavailable:
+            connection.session.forget_room(room)
+            self._send_error(connection, ErrorCode.UNAVAILABLE, "presence unavailable", ref)
+            return False
+        if arrival is None:
+            connection.session.forget_room(room)
+            limit = self._max_members
+            self._send_error(
+                connection, ErrorCode.ROOM_FULL, f"room {room!r} is full ({limit})", ref
+            )
+            return False
+        if connection.phase is not Phase.OPEN:
+            # Gone while presence answered: `disconnect` did not find it in the room.
+            await self._depart(room, username)
+            return False
+        first_here = not self.hub.has(room)
+        self.hub.join(room, connection)
+        if first_here:
+            await self._follow(room)
+        if arrival.first:
+            self._publish(room, UserJoined(username, room), None)
+        self.changed(room)
+        return True
+
+    async def _follow(self, room: str) -> None:
+        """Receive the room's events from the other nodes, and (in a cluster) follow its
+        ids from the store's newest once the subscription is in force."""
+        self._broker.subscribe(room)
+        sequencer = self._sequencer
+        if sequencer is None:
+            return
+        sequencer.track(room)
+        await self._broker.ready()
+        try:
+            last: int | None = await self._store.last_id(room)
+        except StoreUnavailable:
+            last = None
+        for message in sequencer.start_at(room, last):
+            self._deliver_here(room, message)
+
+    async def exit(self, connection: Connection, room: str) -> None:
+        if not self.hub.leave(room, connection):
+            return
+        if not self.hub.has(room):
+            self._broker.unsubscribe(room)
+            if self._sequencer is not None:
+                self._sequencer.forget(room)
+        username = connection.session.username
+        assert username is not None, "a connection in a room has a username"
+        await self._depart(room, username)
+
+    async def _depart(self, room: str, username: str) -> None:
+        try:
+            last = await self._presence.exit(room, username)
+        except PresenceUnavailable as error:
+            log.warning("presence unavailable: %s left %r uncounted (%s)", username, room, error)
+            return
+        if last:
+            self._publish(room, UserLeft(username, room), None)
+        self.changed(room)
+
+    def exit_all(self, connection: Connection) -> None:
+        """The connection is gone: leave its rooms (in the background: presence may be
+        remote)."""
+        rooms = list(connection.session.rooms)
+        connection.session.rooms.clear()
+        if rooms:
+            self._spawn(self._exit_rooms(connection, rooms))
+
+    async def _exit_rooms(self, connection: Connection, rooms: list[str]) -> None:
+        for room in rooms:
+            await self.exit(connection, room)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- online_users ----------------------------------------------------------------
+
+    def changed(self, room: str) -> None:
+        """The room's presence changed (here or on another node): send its members here
+        the new list, coalesced to one per interval."""
+        if not self.hub.has(room):
+            self._throttle.forget(room)
+            return
+        delay = self._throttle.changed(room, self._clock())
+        if delay is not None:
+            self._timers[room] = asyncio.get_running_loop().call_later(delay, self._list_due, room)
+
+    def _list_due(self, room: str) -> None:
+        del self._timers[room]
+        if not self.hub.has(room):
+            self._throttle.forget(room)
+            return
+        self._throttle.due(room, self._clock())
+        self._spawn(self._send_list(room))
+
+    async def _send_list(self, room: str) -> None:
+        try:
+            users = await self._presence.users(room)
+        except PresenceUnavailable:
+            return
+        self._deliver_here(room, OnlineUsers.of(room, users))
+
+    async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        tasks = list(self._tasks)
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        for task in tasks:
+            task.cancel()
