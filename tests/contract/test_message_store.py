@@ -130,12 +130,45 @@ async def test_ids_are_never_reused_after_everything_was_pruned(store: MessageSt
     assert (await store.append("r", "ann", "again", T0 + 10_001)).message.id == 4
 
 
+EXACT_CONTENTS = [
+    "    indented\n\tcode\n",
+    "  spaces around  ",
+    "\r\nwindows\r\n",
+    "before\x00after",
+    "\x1b[31mred\x07\x7f\x85",
+    "\u202eright to left \U0001f600",
+]
+
+
+async def test_content_is_kept_exactly_whatever_its_characters(store: MessageStore) -> None:
+    """A store keeps what it is given (the server refuses control characters, but a store
+    that cut text at NUL lost what it had acknowledged)."""
+    for n, content in enumerate(EXACT_CONTENTS):
+        appended = await store.append("r", "ann", content, T0 + n, Retry("ann", content))
+        assert appended.message.content == content
+    history = await store.history("r", None, 100)
+    assert [m.content for m in history.messages] == EXACT_CONTENTS
+    replay = await store.since("r", 0, None, 100)
+    assert [m.content for m in replay.messages] == EXACT_CONTENTS
+    for n, content in enumerate(EXACT_CONTENTS):
+        again = await store.append("r", "ann", "retried", T0 + 100 + n, Retry("ann", content))
+        assert again.duplicate
+        assert again.message.id == n + 1
+    batch = await asyncio.gather(
+        *(store.append("b", "bob", content, T0 + n) for n, content in enumerate(EXACT_CONTENTS))
+    )
+    assert [(a.message.id, a.message.content) for a in batch] == list(
+        enumerate(EXACT_CONTENTS, start=1)
+    )
+    assert [m.content for m in (await store.history("b", None, 100)).messages] == EXACT_CONTENTS
+
+
 async def test_retry_with_the_same_ref_is_stored_once(store: MessageStore) -> None:
     first = await store.append("r", "ann", "hello", T0, Retry("ann", "m1"))
-    again = await store.append("r", "ann", "hello", T0 + 1000, Retry("ann", "m1"))
+    again = await store.append("r", "ann", "hello, edited", T0 + 1000, Retry("ann", "m1"))
     assert again.duplicate
     assert again.message == first.message
-    assert len((await store.history("r", None, 10)).messages) == 1
+    assert [m.content for m in (await store.history("r", None, 10)).messages] == ["hello"]
 
 
 async def test_retry_keys_are_per_user_room_and_typed_ref(store: MessageStore) -> None:
@@ -195,6 +228,7 @@ async def test_submitted_messages_are_reported_in_submission_order(store: Messag
     appended = [outcome for outcome in outcomes if isinstance(outcome, Appended)]
     assert [a.message.content for a in appended[:150]] == [f"m{n}" for n in range(150)]
     assert all(a.duplicate for a in appended[150:])
+    assert [a.message for a in appended[150:]] == [a.message for a in appended[:50]]
     for room in ("room0", "room1"):
         ids = [a.message.id for a in appended if a.message.room == room and not a.duplicate]
         assert ids == list(range(1, 76))

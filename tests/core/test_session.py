@@ -114,11 +114,32 @@ def test_a_refusal_from_decoding_is_answered_with_its_code() -> None:
 
 
 def test_over_the_rate_events_are_dropped_with_rate_limited() -> None:
-    session = make_session(rate=1, burst=2)
+    session = make_session(rate=2, burst=2)
     assert session.handle(Ping(), 0) == [Reply(Pong())]
     assert session.handle(Ping(), 0) == [Reply(Pong())]
-    assert error_code(session.handle(Ping("z"), 0)) is ErrorCode.RATE_LIMITED
-    assert session.handle(Ping(), 1.0) == [Reply(Pong())]
+    [limited] = session.handle(Ping("z"), 0)
+    assert isinstance(limited, Reply)
+    assert isinstance(limited.event, Error)
+    assert (limited.event.code, limited.event.ref) == (ErrorCode.RATE_LIMITED, "z")
+    assert limited.event.retry_after == 0.5
+    assert "0.5 s" in limited.event.message
+    assert limited.event.to_wire()["retry_after"] == 0.5
+    assert session.handle(Ping(), 0.5) == [Reply(Pong())]
+
+
+def test_a_client_that_waits_retry_after_is_never_closed() -> None:
+    session = make_session(rate=20, burst=2, abuse=3)
+    now, refusals = 0.0, 0
+    for _ in range(400):
+        actions = session.handle(Ping(), now)
+        assert not any(isinstance(action, Close) for action in actions)
+        reply = actions[0]
+        assert isinstance(reply, Reply)
+        if isinstance(reply.event, Error):
+            assert reply.event.retry_after is not None
+            refusals += 1
+            now += reply.event.retry_after
+    assert refusals > 3
 
 
 def test_bad_frames_count_against_the_rate_too() -> None:

@@ -1,14 +1,17 @@
 """Properties of the session: random streams of commands and refusals against a model.
 
 The model is PROTOCOL.md restated: a token bucket (`rate`/s, `burst`) decides
-`rate_limited`, a second bucket (`abuse_limit` refused events per ten seconds)
-decides the 1008 close, membership follows joins and leaves, the first join
+`rate_limited` and its `retry_after` (the time until a whole token, rounded up to
+the millisecond), a second bucket (`abuse_limit` refused events per ten seconds,
+counting only those that came before the previous refusal's `retry_after` had
+passed) decides the 1008 close, membership follows joins and leaves, the first join
 names the connection, and every event with a `ref` gets exactly one answer.
 Times are multiples of 1/8 s and rates powers of two so that the model's
 arithmetic and the session's are exactly the same floats.
 """
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 from hypothesis import given, settings
@@ -129,6 +132,7 @@ class Model:
     guests: int = 0
     bucket: Bucket = field(init=False)
     abuse: Bucket = field(init=False)
+    retry_at: float = -math.inf
 
     def __post_init__(self) -> None:
         self.bucket = Bucket(self.limits.rate, self.limits.burst)
@@ -138,8 +142,13 @@ class Model:
 
     def expect(self, event: Command | Refusal, now: float) -> list[Action]:
         if not self.bucket.take(now):
-            limited: list[Action] = [Reply(Error(ErrorCode.RATE_LIMITED, "", event.ref))]
-            if not self.abuse.take(now):
+            retry_after = math.ceil((1 - self.bucket.tokens) / self.bucket.rate * 1000) / 1000
+            limited: list[Action] = [
+                Reply(Error(ErrorCode.RATE_LIMITED, "", event.ref, retry_after))
+            ]
+            told = now < self.retry_at
+            self.retry_at = now + retry_after
+            if told and not self.abuse.take(now):
                 limited.append(Close(1008, ""))
             return limited
         if isinstance(event, Refusal):
@@ -217,7 +226,8 @@ def without_messages(actions: list[Action]) -> list[Action]:
     for action in actions:
         if isinstance(action, Reply) and isinstance(action.event, Error):
             assert action.event.message, "an error says what was wrong"
-            plain.append(Reply(Error(action.event.code, "", action.event.ref)))
+            event = action.event
+            plain.append(Reply(Error(event.code, "", event.ref, event.retry_after)))
         elif isinstance(action, Close):
             assert action.reason
             plain.append(Close(action.code, ""))
@@ -330,8 +340,11 @@ def test_rate_limited_only_when_the_bucket_is_empty(
     for gap in gaps:
         now += gap / 8
         actions = session.handle(Ping(ref="p"), now)
-        limited = actions[0] == Reply(
-            Error(ErrorCode.RATE_LIMITED, "too many events; this one was dropped", "p")
+        first = actions[0]
+        limited = (
+            isinstance(first, Reply)
+            and isinstance(first.event, Error)
+            and first.event.code is ErrorCode.RATE_LIMITED
         )
         # Tokens left, recomputed from the accepted history alone.
         tokens = float(burst)
@@ -344,6 +357,11 @@ def test_rate_limited_only_when_the_bucket_is_empty(
         if last is not None:
             tokens = min(burst, tokens + (now - last) * rate)
         assert limited == (tokens < 1), (accepted_times, now, tokens)
+        if limited:
+            assert isinstance(first, Reply)
+            assert isinstance(first.event, Error)
+            assert first.event.retry_after == math.ceil((1 - tokens) / rate * 1000) / 1000
+            assert first.event.retry_after > 0
         if not limited:
             assert actions == [Reply(Pong()), Reply(Ack("p"))]
             accepted_times.append(now)

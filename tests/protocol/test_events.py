@@ -55,3 +55,14 @@ def test_error_has_ref_only_when_given() -> None:
         "message": "oops",
     }
     assert Error(ErrorCode.NOT_IN_ROOM, "no", "x").to_wire()["ref"] == "x"
+
+
+def test_error_has_retry_after_only_when_given() -> None:
+    assert "retry_after" not in Error(ErrorCode.RATE_LIMITED, "slow down", 1).to_wire()
+    assert Error(ErrorCode.RATE_LIMITED, "slow down", 1, 0.05).to_wire() == {
+        "type": "error",
+        "code": "rate_limited",
+        "message": "slow down",
+        "ref": 1,
+        "retry_after": 0.05,
+    }

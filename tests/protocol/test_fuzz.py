@@ -158,13 +158,25 @@ bad_usernames = pick(
 )
 """Names a first join must refuse (a blank one is not among them: it means a guest)."""
 
+CONTENT_CONTROLS = frozenset(
+    chr(code) for code in [*range(0x20), *range(0x7F, 0xA0)] if chr(code) not in "\t\n\r"
+)
+"""PROTOCOL.md: content may not hold C0 controls other than tab, LF and CR, DEL, or C1."""
+content_chars = st.characters(codec="utf-8", exclude_characters=CONTENT_CONTROLS)
 valid_contents = st.one_of(
-    st.text(min_size=1, max_size=200).filter(str.strip),
+    st.text(content_chars, min_size=1, max_size=200).filter(str.strip),
     st.sampled_from(["x" * MAX_CONTENT, " " + "y" * MAX_CONTENT + "\n", "\u00e9" * MAX_CONTENT]),
+    st.sampled_from(["\tindented\r\n", "  code\n    more\n", "\u202eright to left\u202c"]),
 )
 bad_contents = pick(
     st.sampled_from(["", " ", "\n\t ", "\u3000", "x" * (MAX_CONTENT + 1)]),
     st.sampled_from([" " + "y" * (MAX_CONTENT + 1) + " ", "\u00e9" * (MAX_CONTENT + 1)]),
+    st.builds(
+        lambda text, control, at: text[:at] + control + text[at:],
+        st.text(content_chars, min_size=1, max_size=20).filter(str.strip),
+        st.sampled_from(sorted(CONTENT_CONTROLS)),
+        st.integers(0, 20),
+    ),
     wrong_types,
 )
 
@@ -318,7 +330,11 @@ def limit_is_valid(value: object) -> bool:
 
 
 def content_is_valid(value: object) -> bool:
-    return isinstance(value, str) and 1 <= len(value.strip()) <= MAX_CONTENT
+    return (
+        isinstance(value, str)
+        and 1 <= len(value.strip()) <= MAX_CONTENT
+        and not CONTENT_CONTROLS.intersection(value)
+    )
 
 
 def spec_outcome(event: object, not_an_object: ErrorCode) -> tuple[ErrorCode | None, Any]:
@@ -389,8 +405,8 @@ def assert_matches_event(command: Command, event: Mapping[str, Any]) -> None:
             assert_username(command, event.get("username"))
         case Post():
             assert isinstance(event["content"], str)
-            assert command.content == event["content"].strip()
-            assert 1 <= len(command.content) <= MAX_CONTENT
+            assert command.content == event["content"], "content is kept exactly as sent"
+            assert 1 <= len(command.content.strip()) <= MAX_CONTENT
             assert command.room == room
         case Leave() | Typing():
             assert command.room == room
@@ -602,6 +618,9 @@ BOUNDARIES: list[dict[str, Any]] = [
     {"type": "message", "content": "   "},
     {"type": "message", "content": "x" * 4001},
     {"type": "message", "content": " " + "x" * 4000 + " "},
+    {"type": "message", "content": "\tx\r\n"},
+    *({"type": "message", "content": f"x{c}y"} for c in "\x00\x08\x0b\x0c\x0e\x1f\x7f\x80\x9f"),
+    {"type": "message", "content": "x\xa0y\u202ez"},
     {"type": "history", "room": "r", "limit": 0},
     {"type": "history", "room": "r", "limit": 100},
     {"type": "history", "room": "r", "limit": 101},

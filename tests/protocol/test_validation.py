@@ -61,8 +61,29 @@ def test_unknown_fields_are_ignored() -> None:
     assert parse_command({"type": "ping", "extra": [1, 2]}) == Ping()
 
 
-def test_content_is_trimmed() -> None:
-    assert parse_command({"type": "message", "content": "  hi \n"}) == Post("hi", None)
+@pytest.mark.parametrize(
+    "content",
+    ["  hi \n", "    def f():\n\treturn 1\n", "\r\n  line\r\n", "\u202eevil", "x" * 4000 + "   "],
+)
+def test_content_is_kept_exactly_as_sent(content: str) -> None:
+    """Trimming only decides whether content is valid: indentation, trailing spaces and
+    newlines are the user's."""
+    assert parse_command({"type": "message", "content": content}) == Post(content, None)
+
+
+@pytest.mark.parametrize(
+    "control", ["\x00", "\x07", "\x08", "\x0b", "\x0c", "\x1b", "\x1f", "\x7f", "\x80", "\x9f"]
+)
+def test_content_with_a_control_character_is_refused(control: str) -> None:
+    refusal = refused({"type": "message", "content": f"before{control}after", "ref": 1})
+    assert refusal.code is ErrorCode.INVALID_FIELD
+    assert f"U+{ord(control):04X}" in refusal.message
+    assert "control characters" in refusal.message
+    assert refusal.ref == 1
+
+
+def test_content_made_only_of_control_characters_is_refused() -> None:
+    assert refused({"type": "message", "content": "\x1b[31m"}).code is ErrorCode.INVALID_FIELD
 
 
 @pytest.mark.parametrize(

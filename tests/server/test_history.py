@@ -3,17 +3,94 @@
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from hubbub.client import ChatClient, ServerError
+from hubbub.server.runner import RunningServer
 from tests.conftest import Connect, StartServer
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> str:
     return str(tmp_path / "data")
+
+
+async def every_read_path(server: RunningServer, room: str) -> dict[str, list[str]]:
+    """The room's stored contents as each way of reading them gives them: the `history`
+    event, replay with `since`, and `GET /rooms/{name}/messages`."""
+    async with await ChatClient.connect(server.ws_url) as reader, aiohttp.ClientSession() as http:
+        await reader.send({"type": "history", "room": room})
+        page = await reader.expect("history")
+        ack = await reader.join(room, "reader", since=0)
+        replayed = [e for e in reader.received if e["type"] == "message"]
+        assert len(replayed) == ack["replayed"]
+        async with http.get(f"{server.url}/rooms/{room}/messages") as response:
+            assert response.status == 200
+            listed: dict[str, Any] = await response.json()
+    return {
+        "history": [m["content"] for m in page["messages"]],
+        "replay": [m["content"] for m in replayed],
+        "http": [m["content"] for m in listed["messages"]],
+    }
+
+
+EXACT_CONTENTS = [
+    "    def f():\n\treturn 1\n",
+    "  leading and trailing  ",
+    "\n\nblank lines first",
+    "\r\nwindows line\r\n",
+    "\u202eright-to-left override, kept: the page isolates it",
+]
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+async def test_content_is_stored_and_delivered_exactly_as_sent(
+    start_server: StartServer, data_dir: str, store: str
+) -> None:
+    """Trimming only decides validity: indentation, spaces and newlines are the user's,
+    live, in history, in replay and over HTTP."""
+    server = await start_server(store=store, data_dir=data_dir)
+    async with (
+        await ChatClient.connect(server.ws_url) as ann,
+        await ChatClient.connect(server.ws_url) as bob,
+    ):
+        await ann.join("r", "ann")
+        await bob.join("r", "bob")
+        for content in EXACT_CONTENTS:
+            await ann.say(content)
+        live = [(await bob.expect("message"))["content"] for _ in EXACT_CONTENTS]
+        assert live == EXACT_CONTENTS
+    paths = await every_read_path(server, "r")
+    assert paths == {"history": EXACT_CONTENTS, "replay": EXACT_CONTENTS, "http": EXACT_CONTENTS}
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+@pytest.mark.parametrize("control", ["\x00", "\x07", "\x1b", "\x7f", "\x85"])
+async def test_content_with_control_characters_is_refused_and_nothing_is_kept(
+    start_server: StartServer, data_dir: str, store: str, control: str
+) -> None:
+    """NUL was acked, broadcast whole, then stored cut short; BEL and ANSI escapes showed
+    as boxes. They are refused before anything is stored or sent."""
+    server = await start_server(store=store, data_dir=data_dir)
+    async with (
+        await ChatClient.connect(server.ws_url) as ann,
+        await ChatClient.connect(server.ws_url) as bob,
+    ):
+        await ann.join("probe", "ann")
+        await bob.join("probe", "bob")
+        with pytest.raises(ServerError) as refused:
+            await ann.say(f"before{control}after[31m")
+        assert refused.value.code == "invalid_field"
+        assert f"U+{ord(control):04X}" in refused.value.event["message"]
+        assert await ann.say("next") == 1
+        assert (await bob.expect("message"))["content"] == "next"
+        assert not bob.pending("message")
+        assert ann.close_code is None
+    paths = await every_read_path(server, "probe")
+    assert paths == {"history": ["next"], "replay": ["next"], "http": ["next"]}
 
 
 async def test_restart_keeps_history_and_ids(start_server: StartServer, data_dir: str) -> None:

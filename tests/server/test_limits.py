@@ -1,6 +1,7 @@
 """Size, connection, rate, heartbeat and origin limits, over real sockets."""
 
 import asyncio
+from typing import Any
 
 import aiohttp
 import pytest
@@ -79,6 +80,49 @@ async def test_rate_limit_drops_the_excess_and_keeps_the_connection(
         assert [m["content"] for m in accepted] == ["m0", "m1", "m2", "m3"]
         assert flooder.close_code is None
         assert await calm.say("unaffected") == 5
+
+
+async def answer(client: ChatClient, ref: int) -> dict[str, Any]:
+    """The `ack` or `error` for `ref` (events before it are skipped)."""
+    while True:
+        event = await client.receive()
+        if event["type"] in ("ack", "error") and event.get("ref") == ref:
+            return event
+
+
+async def test_a_client_that_waits_retry_after_is_never_closed_and_loses_nothing(
+    start_server: StartServer,
+) -> None:
+    """PROTOCOL.md: `rate_limited` carries `retry_after`, and a client that waits for it is
+    never closed for abuse. This one sends as fast as it is allowed to, far more often
+    refused than `abuse_limit`, and every message it waited for is accepted."""
+    rate = 50
+    server = await start_server(rate=rate, rate_burst=5, abuse_limit=3)
+    async with (
+        await ChatClient.connect(server.ws_url) as eager,
+        await ChatClient.connect(server.ws_url) as calm,
+    ):
+        await calm.join("r", "calm")
+        await eager.join("r", "eager")
+        ids, waits = [], []
+        for n in range(60):
+            event = {"type": "message", "content": f"m{n}", "ref": n}
+            await eager.send(event)
+            reply = await answer(eager, n)
+            if reply["type"] == "error":
+                assert reply["code"] == "rate_limited"
+                waits.append(reply["retry_after"])
+                await asyncio.sleep(reply["retry_after"])
+                await eager.send(event)
+                reply = await answer(eager, n)
+            assert reply["type"] == "ack", "waiting retry_after was not enough"
+            ids.append(reply["id"])
+        assert len(waits) > 3 * 3
+        assert all(0 < wait <= 1 / rate + 0.001 for wait in waits)
+        assert ids == list(range(1, 61))
+        received = [(await calm.expect("message"))["content"] for _ in range(60)]
+        assert received == [f"m{n}" for n in range(60)]
+        assert eager.close_code is None
 
 
 async def test_persistent_flood_closes_with_1008(start_server: StartServer) -> None:

@@ -47,7 +47,7 @@ async def test_every_compressed_message_inflates_on_its_own(
                     return event.get("id") == wanted
 
                 message = await member.wait_for(is_expected, start)
-                assert message["content"] == text.strip()
+                assert message["content"] == text
             assert member.compressed_messages >= 3
     finally:
         for member in members:

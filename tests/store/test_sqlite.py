@@ -51,7 +51,13 @@ async def test_messages_and_ids_survive_reopening(tmp_path: Path) -> None:
             "retried",
         ]
         assert (await second.append("r", "ann", "next", T0 + 5)).message.id == 5
-        assert (await second.append("r", "ann", "retried", T0 + 6, Retry("ann", "k"))).duplicate
+        again = await second.append("r", "ann", "edited", T0 + 6, Retry("ann", "k"))
+        assert again.duplicate
+        assert (again.message.id, again.message.content, again.message.timestamp_ms) == (
+            4,
+            "retried",
+            T0 + 3,
+        )
     finally:
         await second.close()
 

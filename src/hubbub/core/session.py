@@ -36,13 +36,14 @@ class Session:
 
     def handle(self, command: Command | Refusal, now: float) -> list[Action]:
         if not self._limiter.allow(now):
-            actions: list[Action] = [
-                Reply(
-                    Error(
-                        ErrorCode.RATE_LIMITED, "too many events; this one was dropped", command.ref
-                    )
-                )
-            ]
+            retry_after = self._limiter.retry_after()
+            refusal = Error(
+                ErrorCode.RATE_LIMITED,
+                f"too many events; this one was dropped (retry after {retry_after} s)",
+                command.ref,
+                retry_after,
+            )
+            actions: list[Action] = [Reply(refusal)]
             if self._limiter.refused_too_often(now):
                 actions.append(Close(POLICY_VIOLATION, "rate limit exceeded persistently"))
             return actions

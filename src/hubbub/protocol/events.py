@@ -147,11 +147,15 @@ class Error:
     code: ErrorCode
     message: str
     ref: Ref | None = None
+    retry_after: float | None = None
+    """For `rate_limited`: seconds until the event would be accepted."""
 
     def to_wire(self) -> Wire:
         wire: Wire = {"type": "error", "code": str(self.code), "message": self.message}
         if self.ref is not None:
             wire["ref"] = self.ref
+        if self.retry_after is not None:
+            wire["retry_after"] = self.retry_after
         return wire
 
 

@@ -2,8 +2,10 @@
 
 Rules (PROTOCOL.md, "Validation"): `room` is 1..64 of letters, digits, `-`,
 `_`, `.`; `username` 1..32 printable characters after trimming; `content`
-1..4000 characters after trimming; `ref` a string or int of at most 64
-characters. Unknown fields are ignored.
+1..4000 characters after trimming, without control characters other than tab,
+newline and carriage return, and kept exactly as sent (trimming only decides
+validity); `ref` a string or int of at most 64 characters. Unknown fields are
+ignored.
 """
 
 import re
@@ -21,6 +23,10 @@ MAX_HISTORY_LIMIT = 100
 DEFAULT_HISTORY_LIMIT = 50
 MAX_ID = 2**63 - 1
 """Ids are signed 64-bit integers in every store."""
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""C0 controls but tab, LF and CR; DEL; C1 controls. Pages show them as boxes and
+terminals act on them (BEL, ANSI escapes); nobody types them. Bidi controls (Cf, such as
+U+202E) are not among them: scripts need them, and the page isolates them."""
 
 
 def _invalid(message: str) -> Refusal:
@@ -78,10 +84,15 @@ def _content(event: Mapping[str, Any]) -> str:
     value = event.get("content")
     if not isinstance(value, str):
         raise _invalid("content must be a string")
-    text = value.strip()
-    if not 1 <= len(text) <= MAX_CONTENT:
+    if not 1 <= len(value.strip()) <= MAX_CONTENT:
         raise _invalid(f"content must be 1 to {MAX_CONTENT} characters after trimming")
-    return text
+    control = CONTROL_CHARACTERS.search(value)
+    if control is not None:
+        raise _invalid(
+            f"content must not contain control characters (found U+{ord(control[0]):04X});"
+            " tab, newline and carriage return are allowed"
+        )
+    return value
 
 
 def _optional_id(event: Mapping[str, Any], field: str) -> int | None:

@@ -6,7 +6,10 @@ Guarantees (checked by tests/contract/test_message_store.py for every store):
 - When `append` returns, the message is durable (for a durable store): it is
   in `history` and `since` until retention removes it.
 - A repeated `append` with the same `Retry` key within `DEDUPE_WINDOW_MS`
-  stores nothing and returns the first message, marked `duplicate`.
+  stores nothing and returns the first message (its id, time and content, not
+  the retry's), marked `duplicate`. Should retention have removed the first
+  message already, a store may know only its id and time.
+- Content is kept exactly as given, whatever its characters.
 - Retention removes the oldest messages of a room first; `since` reports
   `truncated` when messages after the asked-for id are gone.
 - `submit` reports results in the order messages were submitted, so a

@@ -495,20 +495,26 @@ def _store_appends(
 ) -> _Stored:
     """Store a batch in one statement (so in one transaction, in autocommit mode): ids
     from each room's counter, retries (earlier, or in this batch) answered with the first
-    message's id. Changes no state: the caller applies `_Stored` once it is stored."""
+    message. Changes no state: the caller applies `_Stored` once it is stored."""
     unknown = [room for room in {a.room for a in batch} if room not in cached_last_ids]
     last_ids = _last_ids(connection, unknown) if unknown else {}
-    fresh: dict[RetryKey, tuple[int, int]] = {}
+    fresh: dict[RetryKey, ChatMessage] = {}
     results: list[Appended] = []
-    rows: list[tuple[str, str, int, str, int, str | None]] = []
+    rows: list[_Row] = []
     for append in batch:
         room = append.room
         key = (room, append.sender, append.key or "")
         if append.key is not None:
-            first = fresh.get(key) or recent.first(key, append.timestamp_ms)
-            if first is not None and append.timestamp_ms - first[1] < DEDUPE_WINDOW_MS:
-                message = ChatMessage(first[0], room, append.sender, append.content, first[1])
-                results.append(Appended(message, duplicate=True))
+            earlier = fresh.get(key)
+            if (
+                earlier is not None
+                and append.timestamp_ms - earlier.timestamp_ms < DEDUPE_WINDOW_MS
+            ):
+                results.append(Appended(earlier, duplicate=True))
+                continue
+            first = recent.first(key, append.timestamp_ms)
+            if first is not None:
+                results.append(Appended(_first_message(connection, append, first), True))
                 continue
         last = last_ids[room] if room in last_ids else cached_last_ids[room]
         message_id = last_ids[room] = last + 1
@@ -517,16 +523,51 @@ def _store_appends(
             (room, append.sender, message_id, append.content, append.timestamp_ms, append.key)
         )
         if append.key is not None:
-            fresh[key] = (message_id, append.timestamp_ms)
+            fresh[key] = message
         results.append(Appended(message))
     if rows:
-        connection.execute(
-            "INSERT INTO messages (room, sender, id, content, ts_ms, retry_key)"
-            " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5"
-            " FROM json_each(?)",
-            (orjson.dumps(rows).decode(),),
-        )
-    return _Stored(results, fresh, last_ids)
+        _insert(connection, rows)
+    firsts = {key: (message.id, message.timestamp_ms) for key, message in fresh.items()}
+    return _Stored(results, firsts, last_ids)
+
+
+_Row: TypeAlias = tuple[str, str, int, str, int, str | None]
+"""(room, sender, id, content, ts_ms, retry_key), in the columns' order."""
+
+_INSERT = "INSERT INTO messages (room, sender, id, content, ts_ms, retry_key)"
+
+
+def _insert(connection: sqlite3.Connection, rows: list[_Row]) -> None:
+    """Insert a batch in one statement, through `json_each`; rows with a NUL in their text
+    one by one in a transaction instead, since SQLite's JSON functions end text at a NUL."""
+    if any("\x00" in row[1] or "\x00" in row[3] or "\x00" in (row[5] or "") for row in rows):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            connection.executemany(f"{_INSERT} VALUES (?, ?, ?, ?, ?, ?)", rows)
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return
+    connection.execute(
+        f"{_INSERT} SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,"
+        " value ->> 5 FROM json_each(?)",
+        (orjson.dumps(rows).decode(),),
+    )
+
+
+def _first_message(
+    connection: sqlite3.Connection, retry: _Append, first: tuple[int, int]
+) -> ChatMessage:
+    """The stored message a retry repeats. Once retention removed it, only its id and
+    time are known (the retry is still recognised): its content is then the retry's."""
+    message_id, timestamp = first
+    row = connection.execute(
+        "SELECT content FROM messages WHERE room = ? AND id = ?", (retry.room, message_id)
+    ).fetchone()
+    content = retry.content if row is None else row[0]
+    return ChatMessage(message_id, retry.room, retry.sender, content, timestamp)
 
 
 def _last_id_of(room: str) -> str:
