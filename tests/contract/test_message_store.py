@@ -134,26 +134,25 @@ EXACT_CONTENTS = [
     "    indented\n\tcode\n",
     "  spaces around  ",
     "\r\nwindows\r\n",
-    "before\x00after",
     "\x1b[31mred\x07\x7f\x85",
     "\u202eright to left \U0001f600",
 ]
 
 
 async def test_content_is_kept_exactly_whatever_its_characters(store: MessageStore) -> None:
-    """A store keeps what it is given (the server refuses control characters, but a store
-    that cut text at NUL lost what it had acknowledged)."""
+    """A store keeps what it is given: the server refuses control characters, but the
+    store must not be what changes a message after it was acknowledged."""
     for n, content in enumerate(EXACT_CONTENTS):
-        appended = await store.append("r", "ann", content, T0 + n, Retry("ann", content))
+        appended = await store.append("r", "ann", content, T0 + n, Retry("ann", f"k{n}"))
         assert appended.message.content == content
     history = await store.history("r", None, 100)
     assert [m.content for m in history.messages] == EXACT_CONTENTS
     replay = await store.since("r", 0, None, 100)
     assert [m.content for m in replay.messages] == EXACT_CONTENTS
-    for n, content in enumerate(EXACT_CONTENTS):
-        again = await store.append("r", "ann", "retried", T0 + 100 + n, Retry("ann", content))
+    for n in range(len(EXACT_CONTENTS)):
+        again = await store.append("r", "ann", "retried", T0 + 100 + n, Retry("ann", f"k{n}"))
         assert again.duplicate
-        assert again.message.id == n + 1
+        assert again.message == history.messages[n]
     batch = await asyncio.gather(
         *(store.append("b", "bob", content, T0 + n) for n, content in enumerate(EXACT_CONTENTS))
     )
@@ -161,6 +160,32 @@ async def test_content_is_kept_exactly_whatever_its_characters(store: MessageSto
         enumerate(EXACT_CONTENTS, start=1)
     )
     assert [m.content for m in (await store.history("b", None, 100)).messages] == EXACT_CONTENTS
+
+
+async def test_a_nul_is_kept_exactly_or_refused_never_cut(store: MessageStore) -> None:
+    """SQLite's JSON functions end text at a NUL: "before\\u0000after" was acked and then
+    kept as "before". A store that cannot hold a NUL (PostgreSQL's text) must refuse the
+    message instead; either way what is kept is what was given."""
+    contents = ["before\x00after", "\x00", "a\x00b\x00c"]
+    kept: list[str] = []
+    for n, content in enumerate(contents):
+        try:
+            appended = await store.append("r", "ann", content, T0 + n, Retry("ann", f"n{n}"))
+        except Exception:
+            continue
+        assert appended.message.content == content
+        kept.append(content)
+    assert [m.content for m in (await store.history("r", None, 100)).messages] == kept
+    assert [m.content for m in (await store.since("r", 0, None, 100)).messages] == kept
+    outcomes = await asyncio.gather(
+        *(store.append("b", "bob", content, T0 + n) for n, content in enumerate(contents)),
+        store.append("b", "bob", "plain", T0 + 10),
+        return_exceptions=True,
+    )
+    stored = [o.message.content for o in outcomes if isinstance(o, Appended)]
+    assert "plain" in stored
+    assert set(stored) - {"plain"} <= set(contents)
+    assert [m.content for m in (await store.history("b", None, 100)).messages] == stored
 
 
 async def test_retry_with_the_same_ref_is_stored_once(store: MessageStore) -> None:

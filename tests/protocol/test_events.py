@@ -46,6 +46,13 @@ def test_ack_fields_appear_only_when_set() -> None:
         "replayed": 0,
         "truncated": False,
     }
+    assert Ack("j", replayed=0, truncated=False, reset=True).to_wire() == {
+        "type": "ack",
+        "ref": "j",
+        "replayed": 0,
+        "truncated": False,
+        "reset": True,
+    }
 
 
 def test_error_has_ref_only_when_given() -> None:

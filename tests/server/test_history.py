@@ -2,6 +2,7 @@
 
 import asyncio
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,7 @@ async def test_join_since_replays_then_acks_with_counts(connect: Connect) -> Non
     ack = await bob.join("r", "bob", since=ids[1])
     assert ack["replayed"] == 3
     assert ack["truncated"] is False
+    assert "reset" not in ack
     replay = [e for e in bob.received if e["type"] == "message"]
     assert [m["id"] for m in replay] == ids[2:]
     assert bob.received.index(replay[-1]) < bob.received.index(ack)
@@ -172,6 +174,83 @@ async def test_rejoin_with_since_while_others_post_gives_every_id_once(
         await again.expect("message", id=posted[-1], timeout=10)
     rest = [e["id"] for e in again.received if e["type"] == "message"]
     assert seen + rest == list(range(1, posted[-1] + 1))
+
+
+@pytest.mark.parametrize(("store", "kept"), [("memory", 0), ("sqlite", 3)])
+async def test_join_since_beyond_the_newest_id_resets_the_clients_position(
+    start_server: StartServer, tmp_path: Path, store: str, kept: int
+) -> None:
+    """A `--store memory` server restarted (nothing kept), or a SQLite store restored from
+    an older backup (3 of 10 kept): a client's `since: 10` is beyond the room's newest id.
+    It is acked with `reset` and live messages from the room's position follow; the floor
+    used to hold them back, so the client saw nothing while its page said "Connected"."""
+    first = await start_server(store=store, data_dir=str(tmp_path / "first"))
+    backup = tmp_path / "backup"
+    async with await ChatClient.connect(first.ws_url) as ann:
+        await ann.join("r", "ann")
+        for n in range(10):
+            if n == kept and store == "sqlite":
+                backup.mkdir()
+                with (
+                    closing(sqlite3.connect(tmp_path / "first" / "hubbub.db")) as source,
+                    closing(sqlite3.connect(backup / "hubbub.db")) as copy,
+                ):
+                    source.backup(copy)
+            await ann.say(f"old {n}")
+    await first.stop()
+    second = await start_server(store=store, data_dir=str(backup))
+    async with (
+        await ChatClient.connect(second.ws_url) as bob,
+        await ChatClient.connect(second.ws_url) as ann,
+    ):
+        ack = await bob.join("r", "bob", since=10)
+        assert ack["reset"] is True
+        assert (ack["replayed"], ack["truncated"]) == (0, False)
+        await ann.join("r", "ann")
+        posted = [await ann.say(f"new {n}") for n in range(3)]
+        assert posted == [kept + 1, kept + 2, kept + 3]
+        live = [await bob.expect("message") for _ in posted]
+        assert [(m["id"], m["content"]) for m in live] == [
+            (kept + n + 1, f"new {n}") for n in range(3)
+        ]
+        again = await bob.join("r", since=posted[-1])
+        assert "reset" not in again
+
+
+async def test_a_reset_join_while_others_post_gets_every_later_id_once(
+    start_server: StartServer, connect: Connect
+) -> None:
+    """Messages broadcast while the reset join reads the store are held, then delivered:
+    after the ack the client sees consecutive ids, each once, up to the newest."""
+    server = await start_server(rate=10_000, rate_burst=10_000)
+    poster = await connect(server)
+    await poster.join("busy", "poster")
+    posted: list[int] = []
+    enough = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def post_steadily() -> None:
+        while not stop.is_set():
+            posted.append(await poster.say(f"n{len(posted)}"))
+            if len(posted) >= 20:
+                enough.set()
+
+    posting = asyncio.create_task(post_steadily())
+    async with asyncio.timeout(10):
+        await enough.wait()
+    late = await connect(server)
+    ack = await late.join("busy", "late", since=10**9)
+    assert ack["reset"] is True
+    first_live = await late.expect("message", timeout=10)
+    stop.set()
+    await posting
+    if first_live["id"] != posted[-1]:
+        await late.expect("message", id=posted[-1], timeout=10)
+    seen = [e["id"] for e in late.received if e["type"] == "message"]
+    assert seen == list(range(seen[0], posted[-1] + 1))
+    assert late.received.index(ack) < min(
+        i for i, e in enumerate(late.received) if e["type"] == "message"
+    )
 
 
 async def test_retried_message_is_stored_and_broadcast_once(connect: Connect) -> None:

@@ -115,6 +115,9 @@ class Ack:
     id: int | None = None
     replayed: int | None = None
     truncated: bool | None = None
+    reset: bool = False
+    """For a join whose `since` is beyond the room's newest id: the client must forget
+    the ids it remembered for the room. On the wire only when true."""
 
     def to_wire(self) -> Wire:
         wire: Wire = {"type": "ack", "ref": self.ref}
@@ -124,6 +127,8 @@ class Ack:
             wire["replayed"] = self.replayed
         if self.truncated is not None:
             wire["truncated"] = self.truncated
+        if self.reset:
+            wire["reset"] = True
         return wire
 
 

@@ -275,7 +275,7 @@ class Node:
         connection.hold(room)
         last = action.since
         try:
-            replayed, truncated, last = await self._replay(connection, room, action.since)
+            replayed, truncated, last, reset = await self._replay(connection, room, action.since)
         except StoreUnavailable:
             # Not accepted: the connection leaves again, and may rejoin with the same since.
             connection.session.forget_room(room)
@@ -286,15 +286,24 @@ class Node:
             return
         else:
             if action.ref is not None:
-                connection.deliver(Ack(action.ref, replayed=replayed, truncated=truncated))
+                ack = Ack(action.ref, replayed=replayed, truncated=truncated, reset=reset)
+                connection.deliver(ack)
         finally:
             connection.release(room, last)
 
-    async def _replay(self, connection: Connection, room: str, since: int) -> tuple[int, bool, int]:
+    async def _replay(
+        self, connection: Connection, room: str, since: int
+    ) -> tuple[int, bool, int, bool]:
         """Deliver every stored message after `since`, page by page, ahead of live frames.
 
-        Returns how many were replayed, whether retention had removed some, and
-        the last id replayed (live messages up to it are dropped on release).
+        Returns how many were replayed, whether retention had removed some, the
+        last id replayed (live messages up to it are dropped on release), and
+        whether the client's position was reset.
+
+        A `since` beyond the room's newest id (a memory store restarted, a store
+        restored from an older backup) replays nothing and resets the client's
+        position. Then nothing replayed can repeat a live message, so the floor is
+        0: every message broadcast since the join reaches the client, held ones too.
         """
         replayed, truncated, last = 0, False, since
         while True:
@@ -304,12 +313,14 @@ class Node:
                 if connection.half_full():
                     await connection.drained()
                 if connection.closing:
-                    return replayed, truncated, last
+                    return replayed, truncated, last, False
                 connection.deliver(message)
                 replayed += 1
                 last = message.id
             if not page.has_more:
-                return replayed, truncated, last
+                if replayed == 0 and since > await self.store.last_id(room):
+                    return 0, False, 0, True
+                return replayed, truncated, last, False
 
     def _exit(self, connection: Connection, room: str) -> None:
         change = self.hub.leave(room, connection)

@@ -9,7 +9,9 @@ Guarantees (checked by tests/contract/test_message_store.py for every store):
   stores nothing and returns the first message (its id, time and content, not
   the retry's), marked `duplicate`. Should retention have removed the first
   message already, a store may know only its id and time.
-- Content is kept exactly as given, whatever its characters.
+- Content is kept exactly as given, whatever its characters; a store that
+  cannot hold a character (PostgreSQL's text and NUL) refuses that append
+  with an error rather than keep something else.
 - Retention removes the oldest messages of a room first; `since` reports
   `truncated` when messages after the asked-for id are gone.
 - `submit` reports results in the order messages were submitted, so a
