@@ -214,3 +214,28 @@ async def test_saying_something_in_a_room_not_joined_is_refused_at_once(
     async with ReconnectingClient(server.ws_url, "jo") as jo:
         with pytest.raises(ValueError, match="join 'nowhere'"):
             await jo.say("nowhere", "hello?")
+
+
+async def test_a_reset_room_forgets_its_ids_and_delivers_what_follows(
+    start_server: StartServer,
+) -> None:
+    """A memory store restarts empty: the ids start over, and the client must take them."""
+    first = await start_server(store="memory")
+    port = first.port
+    async with ReconnectingClient(first.ws_url, "kim", backoff=FAST) as kim:
+        await kim.join("r")
+        for n in range(3):
+            await kim.say("r", f"before {n}")
+        assert await collect_messages(kim, "r", 3) == [1, 2, 3]
+        await first.stop()
+        second = await start_server(store="memory", port=port)
+        event = await kim.receive(timeout=10)
+        while event["type"] != "reset":
+            event = await kim.receive(timeout=10)
+        assert event == {"type": "reset", "room": "r"}
+        async with await ChatClient.connect(second.ws_url) as other:
+            await other.join("r", "other")
+            after = await other.say("after the restart", room="r")
+        assert after == 1
+        assert await collect_messages(kim, "r", after) == [after]
+        assert await kim.say("r", "and mine") == 2

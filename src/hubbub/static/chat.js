@@ -280,7 +280,7 @@ export class Chat {
       // the ids the page holds now name other messages or none.
       room.forgetMessages();
       this.requestHistory(room, null);
-      this.callbacks.onError(`The server’s history of #${room.name} changed; it was reloaded.`);
+      this.callbacks.onError(`The server's history of #${room.name} changed; it was reloaded.`);
     } else if (request.kind === "join" && event.truncated === true) {
       this.callbacks.onError(
         `Some messages in #${room.name} from while you were away are no longer kept.`,

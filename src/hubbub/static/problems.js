@@ -58,14 +58,14 @@ export function refusalProblem(answer, { origin, hasToken, unexplained = 0 }) {
         : {
             title: "This server needs a sign-in link.",
             detail,
-            advice: "Open the chat from the link your organisation’s sign-in gives you (it ends in ?token=…).",
+            advice: "Open the chat from the link your organisation's sign-in gives you (it ends in ?token=…).",
             retry: false,
           };
     case 403:
       return {
-        title: `The server refuses connections from this page’s address (${origin}).`,
+        title: `The server refuses connections from this page's address (${origin}).`,
         detail,
-        advice: "Open the chat at the server’s own address, or ask its admin to allow this one (--allowed-origins).",
+        advice: "Open the chat at the server's own address, or ask its admin to allow this one (--allowed-origins).",
         retry: false,
       };
     case 429:
@@ -82,7 +82,7 @@ export function refusalProblem(answer, { origin, hasToken, unexplained = 0 }) {
     default:
       if (!passedChecks(answer) || unexplained < UNEXPLAINED_BEFORE_BLAMING) return null;
       return {
-        title: "The server answers, but refuses this page’s live connection.",
+        title: "The server answers, but refuses this page's live connection.",
         detail: "",
         advice:
           `Its admin should check that ${origin} is an allowed origin (--allowed-origins) ` +
