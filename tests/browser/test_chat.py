@@ -268,3 +268,30 @@ async def test_a_burst_waits_for_retry_after_and_arrives_in_order(
         )
         waited = resent_at - refused_at
         assert refusal["retry_after"] <= waited < refusal["retry_after"] + 1.2
+
+
+async def test_the_message_box_counts_an_emoji_as_one_of_4000(
+    new_page: NewPage, server: Server
+) -> None:
+    room = unique_room("long")
+    page = await open_chat(new_page, server, "emma", room)
+    box, counter = page.locator("#composer-input"), page.locator("#composer-count")
+    await page.keyboard.insert_text("\U0001f600" * 100)
+    await expect(counter).to_be_hidden()
+
+    await box.fill("")
+    await page.keyboard.insert_text("\U0001f600" * 4000)
+    await expect(counter).to_have_text("4000 / 4000")
+    await expect(box).not_to_have_attribute("aria-invalid", "true")
+    await box.press("Enter")
+    await expect(messages(page, "\U0001f600" * 4000)).to_have_attribute("data-state", "sent")
+
+    await page.keyboard.insert_text("\U0001f600" * 4001)
+    await expect(counter).to_have_text("4001 / 4000")
+    await expect(counter).to_have_class(re.compile(r"\bcomposer-count--over\b"))
+    await expect(box).to_have_attribute("aria-invalid", "true")
+    await box.press("Enter")
+    toast = "Too long to send: 1 character over the limit of 4000."
+    await expect(page.locator("#toasts")).to_contain_text(toast)
+    await expect(box).to_have_value("\U0001f600" * 4001)
+    await expect(messages(page)).to_have_count(1)
