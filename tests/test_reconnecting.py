@@ -4,9 +4,17 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from hubbub.client import ChatClient
 from hubbub.core.auth import issue_token
-from hubbub.reconnecting import Backoff, ReconnectingClient
+from hubbub.reconnecting import (
+    PACE_MEMORY_SECONDS,
+    Backoff,
+    Pacer,
+    ReconnectingClient,
+    ServerRefused,
+)
 from tests.conftest import StartServer
 from tests.netproxy import CuttableProxy
 
@@ -107,3 +115,127 @@ async def test_works_with_a_token_in_the_url(start_server: StartServer) -> None:
         while event["type"] != "message":
             event = await frank.receive()
         assert event == {**event, "id": message_id, "from": "frank"}
+
+
+async def test_a_token_function_is_asked_before_every_connection(
+    start_server: StartServer,
+) -> None:
+    secret = "t" * 40
+    server = await start_server(auth_secret=secret, rate=1000, rate_burst=1000)
+    issued: list[str] = []
+
+    async def fresh_token() -> str:
+        # Distinct tokens (their expiry differs), so that the test can count them.
+        issued.append(issue_token(secret, "grace", ["r"], int(time.time()) + 30 + len(issued)))
+        return issued[-1]
+
+    watcher_token = issue_token(secret, "watcher", ["r"], int(time.time()) + 60)
+    async with (
+        CuttableProxy(server.port) as proxy,
+        ReconnectingClient(proxy.ws_url, "ignored", token=fresh_token, backoff=FAST) as grace,
+        await ChatClient.connect(f"{server.ws_url}?token={watcher_token}") as watcher,
+    ):
+        await watcher.join("r")
+        await grace.join("r")
+        first = await grace.say("r", "first")
+        proxy.cut()
+        second = await grace.say("r", "after the cut")
+        assert grace.connections == 2
+        assert len(set(issued)) == 2, "a fresh token for each connection"
+        seen = [await watcher.expect("message") for _ in range(2)]
+        assert [(m["id"], m["from"]) for m in seen] == [(first, "grace"), (second, "grace")]
+
+
+async def test_a_plain_token_and_a_sync_function_work_too(start_server: StartServer) -> None:
+    secret = "u" * 40
+    server = await start_server(auth_secret=secret)
+    token = issue_token(secret, "hal", None, int(time.time()) + 600)
+    for source in (token, lambda: token):
+        async with ReconnectingClient(server.ws_url, "ignored", token=source) as hal:
+            await hal.join("r")
+            message_id = await hal.say("r", "hello")
+            event = await hal.receive()
+            while event["type"] != "message":
+                event = await hal.receive()
+            assert event == {**event, "id": message_id, "from": "hal"}
+
+
+async def test_a_refused_token_fails_at_once_with_the_servers_reason(
+    start_server: StartServer,
+) -> None:
+    secret = "v" * 40
+    server = await start_server(auth_secret=secret)
+    expired = issue_token(secret, "ivy", None, int(time.time()) - 60)
+    client = ReconnectingClient(server.ws_url, "ivy", token=expired)
+    started = time.monotonic()
+    with pytest.raises(ServerRefused) as refused:
+        await client.start(timeout=5)
+    assert time.monotonic() - started < 2, "a 401 is not retried until the timeout"
+    assert refused.value.status == 401
+    assert "token expired" in str(refused.value)
+
+
+def test_pacer_waits_retry_after_then_spaces_messages_by_it() -> None:
+    pacer = Pacer()
+    assert pacer.next_send_at(5.0) == 0.0, "nothing holds back a client never refused"
+    pacer.sent(5.0)
+    pacer.refused(0.05, now=5.0)
+    pacer.refused(0.01, now=5.001)
+    assert pacer.next_send_at(5.002) == pytest.approx(5.05)
+    pacer.sent(5.05)
+    assert pacer.next_send_at(5.06) == pytest.approx(5.10), "spaced by the longest retry_after"
+    assert pacer.next_send_at(5.0 + PACE_MEMORY_SECONDS + 1) == pytest.approx(5.05)
+
+
+async def test_a_burst_of_200_is_slowed_to_the_rate_limit_and_never_closed(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(rate=100, rate_burst=10)
+    async with (
+        ReconnectingClient(server.ws_url, "burst", backoff=FAST) as burst,
+        await ChatClient.connect(server.ws_url) as watcher,
+    ):
+        await watcher.join("r", "watcher")
+        await burst.join("r")
+        ids = await asyncio.gather(*(burst.say("r", f"burst {n}") for n in range(200)))
+        assert ids == sorted(set(ids)), "acked once each, in the order they were said"
+        seen = [(await watcher.expect("message"))["content"] for _ in range(200)]
+        assert seen == [f"burst {n}" for n in range(200)]
+        assert burst.connections == 1, "never closed for abuse"
+        await watcher.request({"type": "history", "room": "r", "limit": 100})
+        assert len((await watcher.expect("history"))["messages"]) == 100
+        assert watcher.pending("message") == []
+
+
+async def test_saying_something_in_a_room_not_joined_is_refused_at_once(
+    start_server: StartServer,
+) -> None:
+    server = await start_server()
+    async with ReconnectingClient(server.ws_url, "jo") as jo:
+        with pytest.raises(ValueError, match="join 'nowhere'"):
+            await jo.say("nowhere", "hello?")
+
+
+async def test_a_reset_room_forgets_its_ids_and_delivers_what_follows(
+    start_server: StartServer,
+) -> None:
+    """A memory store restarts empty: the ids start over, and the client must take them."""
+    first = await start_server(store="memory")
+    port = first.port
+    async with ReconnectingClient(first.ws_url, "kim", backoff=FAST) as kim:
+        await kim.join("r")
+        for n in range(3):
+            await kim.say("r", f"before {n}")
+        assert await collect_messages(kim, "r", 3) == [1, 2, 3]
+        await first.stop()
+        second = await start_server(store="memory", port=port)
+        event = await kim.receive(timeout=10)
+        while event["type"] != "reset":
+            event = await kim.receive(timeout=10)
+        assert event == {"type": "reset", "room": "r"}
+        async with await ChatClient.connect(second.ws_url) as other:
+            await other.join("r", "other")
+            after = await other.say("after the restart", room="r")
+        assert after == 1
+        assert await collect_messages(kim, "r", after) == [after]
+        assert await kim.say("r", "and mine") == 2

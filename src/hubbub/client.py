@@ -33,6 +33,13 @@ class ServerError(Exception):
         super().__init__(f"{event.get('code')}: {event.get('message')}")
         self.code: str = event.get("code", "")
         self.event = event
+        retry_after = event.get("retry_after")
+        self.retry_after: float | None = (
+            float(retry_after)
+            if isinstance(retry_after, int | float) and not isinstance(retry_after, bool)
+            else None
+        )
+        """For `rate_limited`: the seconds to wait before sending again."""
 
 
 class ConnectionClosed(Exception):

@@ -48,6 +48,7 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
+SMALL_PHONE: ViewportSize = {"width": 320, "height": 640}
 SERVER_START_TIMEOUT = 15.0
 
 expect.set_options(timeout=5_000)
@@ -218,13 +219,16 @@ Event = dict[str, Any]
 class Relay:
     """Carries a page's WebSockets through the test, which can watch, hold back and cut them.
 
-    `sent` has every event the page sent, over all its connections. While `open`
+    `sent` has every event the page sent, over all its connections, and
+    `sent_at` and `received_at` the loop time each event passed. While `open`
     is clear, new connections wait (the page sees them as still connecting).
     """
 
     def __init__(self) -> None:
         self.sent: list[Event] = []
+        self.sent_at: list[float] = []
         self.received: list[Event] = []
+        self.received_at: list[float] = []
         self.open = asyncio.Event()
         self.open.set()
         self.hold: Callable[[Event], bool] = lambda event: False
@@ -252,6 +256,7 @@ class Relay:
     def _from_page(self, frame: str | bytes, server_side: WebSocketRoute) -> None:
         event = json.loads(frame)
         self.sent.append(event)
+        self.sent_at.append(asyncio.get_running_loop().time())
         self._arrived.set()
         if self.hold(event):
             self.held.append(str(frame))
@@ -270,6 +275,7 @@ class Relay:
             task.add_done_callback(self._tasks.discard)
             return
         self.received.append(event)
+        self.received_at.append(asyncio.get_running_loop().time())
         self._arrived.set()
         link[0].send(frame)
 

@@ -38,6 +38,8 @@ async def test_join_and_send_with_the_keyboard_only(new_page: NewPage, server: S
     page = await new_page()
     await page.goto(f"{server.url}/")
     await expect(page.get_by_label("Your name")).to_be_focused()
+    # The skip link jumps to the message box, which the welcome screen does not have.
+    await expect(page.locator(".skip-link")).to_be_hidden()
     await page.keyboard.type("kim")
     await page.keyboard.press("Tab")
     await expect(page.get_by_label("Room", exact=True)).to_be_focused()
@@ -59,6 +61,11 @@ async def test_join_and_send_with_the_keyboard_only(new_page: NewPage, server: S
     await expect(page.get_by_label(f"Message #{second}")).to_be_focused()
     await page.keyboard.press("Alt+ArrowUp")
     await expect(page.locator("#room-title")).to_have_text(f"# {first}")
+    await expect(composer).to_be_focused()
+
+    await shift_tab_to(page, ".skip-link")
+    await expect(page.locator(".skip-link")).to_be_in_viewport()
+    await page.keyboard.press("Enter")
     await expect(composer).to_be_focused()
 
 

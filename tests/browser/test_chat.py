@@ -1,7 +1,11 @@
 """Chatting through the page: both ways, own messages pending then confirmed, typing, rooms."""
 
+import asyncio
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import pytest_asyncio
 from playwright.async_api import expect
 
 from hubbub.client import ChatClient
@@ -223,3 +227,71 @@ async def test_username_and_rooms_are_remembered(new_page: NewPage, server: Serv
         [f"# {first}", f"# {second}"]
     )
     await expect(page.locator("#member-list")).to_contain_text("dora")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def slow_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """A server that takes 5 events a second from a connection."""
+    running = Server(tmp_path, "--rate", "5", "--rate-burst", "5")
+    await asyncio.to_thread(running.start)
+    yield running
+    await asyncio.to_thread(running.stop)
+
+
+async def test_a_burst_waits_for_retry_after_and_arrives_in_order(
+    new_page: NewPage, slow_server: Server
+) -> None:
+    room = unique_room("burst")
+    relay = Relay()
+    page = await open_relayed_chat(new_page, slow_server, relay, "quick", room)
+    texts = [f"quick {number}" for number in range(8)]
+    for text in texts:
+        await send(page, text)
+    for text in texts:
+        await expect(messages(page, text)).to_have_attribute("data-state", "sent")
+    assert await messages(page).locator(".msg-text").all_text_contents() == texts
+    await expect(page.locator("#status")).to_have_attribute("data-state", "connected")
+    assert len(relay.sent_of("join")) == 1, "never closed, never reconnected"
+
+    message_refs = {event["ref"] for event in relay.sent_of("message")}
+    refusals = [
+        (event, at)
+        for event, at in zip(relay.received, relay.received_at, strict=True)
+        if event.get("code") == "rate_limited" and event.get("ref") in message_refs
+    ]
+    assert refusals, "the burst went past the rate limit"
+    for refusal, refused_at in refusals:
+        resent_at = next(
+            at
+            for event, at in zip(relay.sent, relay.sent_at, strict=True)
+            if event.get("ref") == refusal["ref"] and at > refused_at
+        )
+        waited = resent_at - refused_at
+        assert refusal["retry_after"] <= waited < refusal["retry_after"] + 1.2
+
+
+async def test_the_message_box_counts_an_emoji_as_one_of_4000(
+    new_page: NewPage, server: Server
+) -> None:
+    room = unique_room("long")
+    page = await open_chat(new_page, server, "emma", room)
+    box, counter = page.locator("#composer-input"), page.locator("#composer-count")
+    await page.keyboard.insert_text("\U0001f600" * 100)
+    await expect(counter).to_be_hidden()
+
+    await box.fill("")
+    await page.keyboard.insert_text("\U0001f600" * 4000)
+    await expect(counter).to_have_text("4000 / 4000")
+    await expect(box).not_to_have_attribute("aria-invalid", "true")
+    await box.press("Enter")
+    await expect(messages(page, "\U0001f600" * 4000)).to_have_attribute("data-state", "sent")
+
+    await page.keyboard.insert_text("\U0001f600" * 4001)
+    await expect(counter).to_have_text("4001 / 4000")
+    await expect(counter).to_have_class(re.compile(r"\bcomposer-count--over\b"))
+    await expect(box).to_have_attribute("aria-invalid", "true")
+    await box.press("Enter")
+    toast = "Too long to send: 1 character over the limit of 4000."
+    await expect(page.locator("#toasts")).to_contain_text(toast)
+    await expect(box).to_have_value("\U0001f600" * 4001)
+    await expect(messages(page)).to_have_count(1)

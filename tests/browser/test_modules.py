@@ -1,7 +1,9 @@
 """The page's pure functions, imported as the ES modules the page uses and run in Chromium."""
 
+import json
 from typing import Any
 
+import jwt
 import pytest_asyncio
 from playwright.async_api import Page
 
@@ -116,6 +118,8 @@ async def test_typing_and_status_texts(page: Page) -> None:
         "presence.js",
         "return [[], ['a'], ['a', 'b'], ['a', 'b', 'c'], ['a', 'b', 'c', 'd']].map(m.typingText);",
     )
+    parts = await run(page, "presence.js", "return m.typingParts(['a', 'b']);")
+    assert parts == [{"name": "a"}, " and ", {"name": "b"}, " are typing…"]
     assert typing == [
         "",
         "a is typing…",
@@ -131,6 +135,131 @@ async def test_typing_and_status_texts(page: Page) -> None:
           m.statusText({state: 'reconnecting', retryAt: 12_100}, 10_000),
           m.statusText({state: 'reconnecting', retryAt: null}),
           m.statusText({state: 'offline', retryAt: null}),
+          m.statusText({state: 'refused', retryAt: null}),
         ];""",
     )
-    assert status == ["Connected", "Reconnecting in 3 s", "Reconnecting…", "Offline"]
+    assert status == [
+        "Connected",
+        "Reconnecting in 3 s",
+        "Reconnecting…",
+        "Offline",
+        "Not connected",
+    ]
+
+
+async def test_pacer_waits_retry_after_then_spaces_messages_by_it(page: Page) -> None:
+    times = await run(
+        page,
+        "pacer.js",
+        """const pacer = new m.Pacer();
+        const free = pacer.nextSendAt(5000);
+        pacer.sent(5000);
+        pacer.refused(50, 5000);
+        pacer.refused(10, 5001);
+        const resume = pacer.nextSendAt(5002);
+        pacer.sent(5050);
+        const spaced = pacer.nextSendAt(5060);
+        const later = pacer.nextSendAt(5000 + m.PACE_MEMORY_MS + 1);
+        const told = [{retry_after: 0.25}, {retry_after: "1"}, {}, {retry_after: -1}]
+          .map(m.retryAfterMs);
+        return {free, resume, spaced, later, told};""",
+    )
+    assert times == {
+        "free": 0,
+        "resume": 5050,
+        "spaced": 5100,
+        "later": 5050,
+        "told": [250, None, None, None],
+    }
+
+
+async def test_message_length_counts_characters_as_the_server_does(page: Page) -> None:
+    result = await run(
+        page,
+        "composer.js",
+        """return {
+          emoji: m.contentLength('  ' + '😀'.repeat(10) + '\\n'),
+          accents: m.contentLength('é'.repeat(3)),
+          far: m.counterText(100),
+          near: m.counterText(3600),
+          over: m.tooLongText(4001),
+        };""",
+    )
+    assert result == {
+        "emoji": 10,
+        "accents": 3,
+        "far": "",
+        "near": "3600 / 4000",
+        "over": "Too long to send: 1 character over the limit of 4000.",
+    }
+
+
+async def test_the_name_a_token_gives(page: Page) -> None:
+    claims: list[dict[str, object]] = [
+        {"sub": " alice ", "exp": 1},
+        {"name": "bob"},
+        {"sub": "carol", "name": "dave"},
+        {"sub": "x" * 33},
+        {"sub": 42},
+        {"sub": "Zoë 😀"},
+    ]
+    tokens = [jwt.encode(claim, "k" * 32, algorithm="HS256") for claim in claims]
+    names = await run(
+        page,
+        "token.js",
+        f"return [...{json.dumps(tokens)}, 'not a token', null].map(m.tokenName);",
+    )
+    assert names == ["alice", "bob", "carol", None, None, "Zoë 😀", None, None]
+
+
+async def test_what_the_page_says_when_the_server_refuses_it(page: Page) -> None:
+    problems = await run(
+        page,
+        "problems.js",
+        """const say = (status, reason, options = {}) => m.refusalProblem(
+          {status, reason}, {origin: 'https://chat.test', hasToken: false, ...options});
+        const brief = p => p && [p.title, p.detail, p.retry];
+        return [
+          brief(say(401, 'a token is required')),
+          brief(say(401, 'token expired', {hasToken: true})),
+          brief(say(403, 'origin not allowed')),
+          brief(say(429, 'too many connections from this address')),
+          brief(say(503, 'server is at its connection limit')),
+          brief(say(503, '')),
+          brief(say(426, '', {unexplained: 1})),
+          brief(say(426, '', {unexplained: 2})),
+          brief(say(502, '', {unexplained: 5})),
+          m.refusalProblem(null, {origin: 'x', hasToken: false}),
+        ];""",
+    )
+    said = "The server said: “{}”."
+    assert problems == [
+        ["This server needs a sign-in link.", said.format("a token is required"), False],
+        ["The server did not accept your sign-in link.", said.format("token expired"), False],
+        [
+            "The server refuses connections from this page's address (https://chat.test).",
+            said.format("origin not allowed"),
+            False,
+        ],
+        [
+            "Too many connections from your network.",
+            said.format("too many connections from this address"),
+            True,
+        ],
+        ["The server is full.", said.format("server is at its connection limit"), True],
+        None,
+        None,
+        ["The server answers, but refuses this page's live connection.", "", True],
+        None,
+        None,
+    ]
+
+
+async def test_control_characters_are_shown_as_symbols(page: Page) -> None:
+    shown = await run(
+        page,
+        "messages.js",
+        r"return m.visibleControls("
+        r"'ring\u0007 \u001b[31mred\u001b[0m\ttab\nline\u007f\u0085\u202e');",
+    )
+    assert shown == "ring\u2407 \u241b[31mred\u241b[0m\ttab\nline\u2421\ufffd\u202e"

@@ -68,9 +68,14 @@ async def test_page_catches_up_after_a_lost_connection_exactly_once(
     last_seen = await bob.say("before the drop", room=room)
     await expect(messages(alice, "before the drop")).to_have_count(1)
 
+    await expect(alice.locator("#member-list .member")).to_have_count(2)
     relay.open.clear()
     await relay.cut()
     await expect(alice.locator("#status")).to_have_attribute("data-state", "reconnecting")
+    # Who is online is unknown while disconnected: no stale list.
+    await expect(alice.locator("#member-list .member")).to_have_count(0)
+    await expect(alice.locator("#members-count")).to_have_text("\u2013unknown")
+    await expect(alice.locator("#members-more")).to_contain_text("Not connected")
     await send(alice, "written while away")
     away = messages(alice, "written while away")
     await expect(away).to_have_attribute("data-state", "pending")
@@ -82,6 +87,7 @@ async def test_page_catches_up_after_a_lost_connection_exactly_once(
     relay.open.set()
     await expect_connected(alice)
     await expect(away).to_have_attribute("data-state", "sent")
+    await expect(alice.locator("#member-list .member-name")).to_have_text(["alice", "bob"])
     texts = await messages(alice).locator(".msg-text").all_text_contents()
     assert texts == ["before the drop", *missed, "written while away"]
     rejoin = relay.sent_of("join")[-1]
@@ -118,3 +124,40 @@ async def test_page_shows_what_was_posted_while_the_server_restarted_exactly_onc
     assert texts == ["before the restart", *posted]
     ids = await messages(alice).evaluate_all("rows => rows.map(row => Number(row.dataset.id))")
     assert ids == sorted(set(ids)), "ids survive the restart, increasing"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def memory_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """A server that forgets every message when it restarts."""
+    running = Server(tmp_path, "--store", "memory")
+    await asyncio.to_thread(running.start)
+    yield running
+    await asyncio.to_thread(running.stop)
+
+
+async def test_page_forgets_a_reset_rooms_messages_and_shows_what_follows(
+    new_page: NewPage, memory_server: Server, clients: list[ChatClient]
+) -> None:
+    room = unique_room("reset")
+    alice = await open_chat(new_page, memory_server, "alice", room)
+    bob = await ChatClient.connect(memory_server.ws_url)
+    clients.append(bob)
+    await bob.join(room, "bob")
+    for number in range(1, 4):
+        await bob.say(f"before the restart {number}", room=room)
+    await expect(messages(alice)).to_have_count(3)
+
+    await asyncio.to_thread(memory_server.stop)
+    await asyncio.to_thread(memory_server.start)
+    carol = await ChatClient.connect(memory_server.ws_url)
+    clients.append(carol)
+    await carol.join(room, "carol")
+    # Ids start over: the page's "since 3" is beyond the room's newest id.
+    assert await carol.say("posted before alice is back", room=room) == 1
+    await expect_connected(alice)
+    await expect(alice.locator("#toasts")).to_contain_text(f"history of #{room} changed")
+    await expect(messages(alice)).to_have_count(1)
+    await carol.say("posted after alice is back", room=room)
+    await expect(messages(alice, "posted after alice is back")).to_have_attribute("data-id", "2")
+    texts = await messages(alice).locator(".msg-text").all_text_contents()
+    assert texts == ["posted before alice is back", "posted after alice is back"]

@@ -4,13 +4,17 @@ from urllib.parse import urlencode
 
 from playwright.async_api import Dialog, expect
 
+from hubbub.client import ChatClient
 from tests.browser.conftest import (
     BROWSER,
     NewPage,
+    Relay,
     Server,
+    connect_client,
     expect_connected,
     messages,
     open_chat,
+    open_relayed_chat,
     send,
     unique_room,
 )
@@ -72,3 +76,73 @@ async def test_only_web_addresses_become_links_and_open_safely(
     for index in range(2):
         await expect(links.nth(index)).to_have_attribute("rel", "noopener noreferrer")
         await expect(links.nth(index)).to_have_attribute("target", "_blank")
+
+
+HEBREW_A, HEBREW_B = "\u05e9\u05dc\u05d5\u05dd", "\u05d3\u05d5\u05d3"
+"""Two right-to-left names: side by side in one line, without isolates, they swap."""
+
+LEFT_OF = """([first, second]) => {
+  // Where each of two substrings of the element's text is drawn, by walking its text nodes.
+  const box = document.querySelector('#typing');
+  const place = (wanted) => {
+    const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const at = node.data.indexOf(wanted);
+      if (at < 0) continue;
+      const range = document.createRange();
+      range.setStart(node, at);
+      range.setEnd(node, at + wanted.length);
+      return range.getBoundingClientRect().left;
+    }
+    return null;
+  };
+  return place(first) < place(second);
+}"""
+
+
+async def test_names_and_messages_are_bidi_isolates(
+    new_page: NewPage, server: Server, clients: list[ChatClient]
+) -> None:
+    room = unique_room("bidi")
+    reader = await open_chat(new_page, server, "reader", room)
+    typers = [await connect_client(clients, server, room, name) for name in (HEBREW_A, HEBREW_B)]
+    typers.append(await connect_client(clients, server, room, "carol"))
+    for typer in typers:
+        await typer.send({"type": "typing", "room": room})
+    typing = reader.locator("#typing")
+    await expect(typing).to_have_text(f"{HEBREW_A}, {HEBREW_B} and carol are typing…")
+    assert await reader.evaluate(LEFT_OF, [HEBREW_A, HEBREW_B]), "the names keep their order"
+
+    await typers[0].say("download \u202eexe.live now", room=room)
+    row = messages(reader, "download \u202eexe.live now")
+    await expect(row).to_have_count(1)
+    isolated = [
+        row.locator(".msg-text"),
+        row.locator(".msg-from"),
+        reader.locator("#me-name"),
+        reader.locator(".member-name").first,
+        typing.locator("bdi").first,
+    ]
+    for element in isolated:
+        assert await element.evaluate("e => getComputedStyle(e).unicodeBidi") == "isolate"
+    await expect(row.locator(".msg-text")).to_have_attribute("dir", "auto")
+
+
+async def test_control_characters_in_old_messages_show_as_symbols(
+    new_page: NewPage, server: Server
+) -> None:
+    """The server refuses them now; messages stored before may still hold them."""
+    room = unique_room("controls")
+    relay = Relay()
+    page = await open_relayed_chat(new_page, server, relay, "reader", room)
+    relay.to_page(
+        {
+            "type": "message",
+            "room": room,
+            "id": 10**6,
+            "from": "old",
+            "content": "ring\u0007 \u001b[31mred\u001b[0m",
+            "timestamp": "2026-01-01T00:00:00.000Z",
+        }
+    )
+    await expect(messages(page, "ring\u2407 \u241b[31mred\u241b[0m")).to_have_count(1)

@@ -1,6 +1,8 @@
 import itertools
 from collections.abc import Sequence
 
+import pytest
+
 from hubbub.core.actions import Close, Enter, Exit, FetchHistory, Notify, Publish, Reply
 from hubbub.core.auth import Identity
 from hubbub.core.ratelimit import RateLimiter
@@ -178,6 +180,18 @@ def test_a_token_identity_fixes_the_username_and_the_rooms() -> None:
 def test_an_identity_without_rooms_may_join_any() -> None:
     session = Session(RateLimiter(1000, 1000, 100), lambda: "guest", Identity("bob"))
     assert session.handle(Join("anything", None), 0) == [Enter("anything", "bob", None, None)]
+
+
+@pytest.mark.parametrize(("limit", "said"), [(1, "at most 1 room;"), (2, "at most 2 rooms;")])
+def test_the_rooms_limit_is_said_in_good_english(limit: int, said: str) -> None:
+    session = Session(RateLimiter(1000, 1000, 100), lambda: "guest", max_rooms=limit)
+    for room in ("a", "b")[:limit]:
+        session.handle(Join(room, "ann"), 0)
+    [refusal] = session.handle(Join("c", "ann"), 0)
+    assert isinstance(refusal, Reply)
+    assert isinstance(refusal.event, Error)
+    assert said in refusal.event.message
+    assert refusal.event.message.endswith("leave one to join another")
 
 
 def test_rooms_per_connection_are_limited() -> None:

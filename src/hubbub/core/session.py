@@ -59,8 +59,11 @@ class Session:
             case Join(room, username, since, ref, username_error):
                 self._check_may_read(room)
                 if room not in self.rooms and len(self.rooms) >= self._max_rooms:
+                    rooms = "room" if self._max_rooms == 1 else "rooms"
                     raise Refusal(
-                        ErrorCode.ROOM_FULL, f"a connection may be in {self._max_rooms} rooms"
+                        ErrorCode.ROOM_FULL,
+                        f"a connection may be in at most {self._max_rooms} {rooms};"
+                        " leave one to join another",
                     )
                 if self.username is None:
                     if username_error is not None:

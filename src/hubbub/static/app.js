@@ -14,6 +14,7 @@ import { Sidebar } from "./sidebar.js";
 import { ConnectionStatus } from "./status.js";
 import { Store } from "./store.js";
 import { Toasts } from "./toasts.js";
+import { tokenName } from "./token.js";
 
 const ROOM_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 const CONTROL_CHARACTERS = /\p{Cc}/u;
@@ -24,7 +25,8 @@ const $ = (id) => document.getElementById(id);
 
 /** A problem with a typed username, or null when the server will take it. */
 function usernameProblem(name) {
-  if (name.length > MAX_USERNAME) return `Names are at most ${MAX_USERNAME} characters.`;
+  // Counted as the server counts: characters, not UTF-16 units (an emoji is one).
+  if (Array.from(name).length > MAX_USERNAME) return `Names are at most ${MAX_USERNAME} characters.`;
   if (CONTROL_CHARACTERS.test(name)) return "Names cannot contain control characters.";
   return null;
 }
@@ -41,15 +43,21 @@ function roomInput(value) {
 }
 
 const params = new URLSearchParams(location.search);
+const token = params.get("token");
 const prefs = loadPrefs();
 const store = new Store();
 const announcer = new Announcer($("announcer"));
 const toasts = new Toasts($("toasts"));
-const chat = new Chat(store, socketUrl(location, params.get("token")), {
-  onError: (text) => toasts.show(text),
-  onNewMessage: (room, message) =>
-    announcer.message(room, message, room.name === store.activeRoom),
-});
+const chat = new Chat(
+  store,
+  socketUrl(location, token),
+  {
+    onError: (text) => toasts.show(text),
+    onNewMessage: (room, message) =>
+      announcer.message(room, message, room.name === store.activeRoom),
+  },
+  { hasToken: Boolean(token) },
+);
 
 const sidebar = new Sidebar({
   joined: $("joined-rooms"),
@@ -63,10 +71,15 @@ const status = new ConnectionStatus({
   root: $("status"),
   text: $("status-text"),
   retry: $("reconnect"),
+  problem: $("problem"),
+  problemTitle: $("problem-title"),
+  problemDetail: $("problem-detail"),
+  problemAdvice: $("problem-advice"),
   onRetry: () => chat.connection.reconnectNow(),
   onChange: (state, previous) => {
     if (state === "connected" && previous !== "connecting") announcer.say("Reconnected.");
     else if (state === "offline") announcer.say("You are offline.");
+    else if (state === "refused") return; // the problem's alert says it
     else if (previous === "connected") announcer.say("Connection lost. Reconnecting…");
     if (state === "connected") refreshDirectory();
   },
@@ -92,6 +105,8 @@ const composer = new Composer({
   form: $("composer"),
   input: $("composer-input"),
   label: $("composer-label"),
+  counter: $("composer-count"),
+  onTooLong: (text) => toasts.show(text),
   onSend: (text) => {
     if (!store.activeRoom || !text.trim()) return false;
     messageLog.scrollToBottom();
@@ -138,6 +153,7 @@ function render() {
   $("room-title").textContent = room ? `# ${room.name}` : "";
   $("leave-room").hidden = !room;
   $("leave-room").ariaLabel = room ? `Leave #${room.name}` : null;
+  $("rename").hidden = store.nameFixed;
   if (shownName !== store.username) {
     shownName = store.username;
     $("me-name").textContent = store.username ?? "";
@@ -227,7 +243,11 @@ let started = false;
 function showWelcome() {
   $("app").hidden = true;
   $("welcome").hidden = false;
+  // The skip link jumps to the message box, which the welcome screen does not have.
+  $("skip-link").hidden = true;
   $("welcome-name").value = store.username ?? "";
+  $("welcome-name").readOnly = store.nameFixed;
+  if (store.nameFixed) $("welcome-name-hint").textContent = "Your sign-in link gives you this name.";
   if (!$("welcome-room").value) $("welcome-room").value = "general";
   (store.username ? $("welcome-room") : $("welcome-name")).focus();
 }
@@ -235,6 +255,7 @@ function showWelcome() {
 function enterApp() {
   $("welcome").hidden = true;
   $("app").hidden = false;
+  $("skip-link").hidden = false;
   if (!started) {
     started = true;
     chat.start();
@@ -321,7 +342,10 @@ function boot() {
   const urlName = params.get("username")?.trim() ?? "";
   const urlRoom = roomInput(params.get("room") ?? "");
   const savedName = prefs.username && !usernameProblem(prefs.username) ? prefs.username : null;
-  store.username = urlName && !usernameProblem(urlName) ? urlName : savedName;
+  // With a sign-in token the server uses the token's name and ignores any other.
+  const signedIn = tokenName(token);
+  store.nameFixed = signedIn !== null;
+  store.username = signedIn ?? (urlName && !usernameProblem(urlName) ? urlName : savedName);
   const rooms = prefs.rooms.filter((name) => ROOM_NAME.test(name));
   const linked = ROOM_NAME.test(urlRoom) ? urlRoom : null;
   if (linked && !rooms.includes(linked)) rooms.push(linked);

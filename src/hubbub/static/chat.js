@@ -1,14 +1,21 @@
 // The client side of PROTOCOL.md: joins (and rejoins with `since`), the outbox
 // of own messages matched to their `ack` by `ref`, history pages, presence and
 // typing. It turns server events into Store changes; views render the Store.
+//
+// Each room's own messages go out one at a time, oldest first, so that one
+// refused for the rate limit is not overtaken by the next; after a refusal
+// the outbox waits its `retry_after` and paces itself (see pacer.js).
 
 import { Connection } from "./connection.js";
+import { Pacer, retryAfterMs } from "./pacer.js";
 import { TYPING_EXPIRES_MS } from "./store.js";
 
 const TYPING_SEND_EVERY_MS = 2000;
 const HISTORY_PAGE = 50;
 const RETRYABLE = new Set(["rate_limited", "unavailable"]);
+/** `unavailable` (the store is down) is retried this often before the message shows as failed. */
 const MAX_AUTO_RETRIES = 3;
+const RATE_LIMITED_FALLBACK_MS = 1000;
 
 /** A ref unique across tabs and reloads: the server dedupes by (username, room, ref). */
 export function newRef() {
@@ -34,20 +41,29 @@ export class Chat {
    * @param {{onError: (text: string) => void,
    *          onNewMessage: (room: import("./store.js").Room, message: object) => void}} callbacks
    */
-  constructor(store, url, callbacks) {
+  constructor(store, url, callbacks, { hasToken = false } = {}) {
     this.store = store;
     this.callbacks = callbacks;
     /** ref -> {kind, room} for events awaiting their ack or error on this connection. */
     this.inflight = new Map();
     this.lastTypingSent = new Map();
-    this.connection = new Connection(url, {
-      onOpen: () => this.onOpen(),
-      onEvent: (event) => this.onEvent(event),
-      onStatus: (status) => {
-        store.connection = status;
-        store.changed();
+    this.pacer = new Pacer();
+    this.pumpTimer = null;
+    this.connection = new Connection(
+      url,
+      {
+        onOpen: () => this.onOpen(),
+        onEvent: (event) => this.onEvent(event),
+        onStatus: (status) => {
+          store.connection = status;
+          if (status.state !== "connected") {
+            for (const room of store.rooms.values()) room.forgetPresence();
+          }
+          store.changed();
+        },
       },
-    });
+      { hasToken },
+    );
   }
 
   start() {
@@ -92,7 +108,7 @@ export class Chat {
     };
     room.pending.set(entry.ref, entry);
     this.lastTypingSent.delete(name);
-    this.sendPending(entry);
+    this.pump();
     this.store.changed();
     return true;
   }
@@ -102,8 +118,27 @@ export class Chat {
     if (!entry) return;
     entry.error = null;
     entry.retries = 0;
-    this.sendPending(entry);
+    this.pump();
     this.store.changed();
+  }
+
+  /** Sends each room's oldest waiting message, unless one is in flight or the pacer says wait. */
+  pump() {
+    clearTimeout(this.pumpTimer);
+    this.pumpTimer = null;
+    if (!this.connection.isOpen) return;
+    for (const room of this.store.rooms.values()) {
+      const head = [...room.pending.values()].find((entry) => !entry.error);
+      if (!head || this.inflight.has(head.ref)) continue;
+      const now = Date.now();
+      const sendAt = this.pacer.nextSendAt(now);
+      if (sendAt > now) {
+        this.pumpTimer = setTimeout(() => this.pump(), sendAt - now);
+        return;
+      }
+      this.sendPending(head);
+      this.pacer.sent(now);
+    }
   }
 
   typing(name) {
@@ -127,12 +162,7 @@ export class Chat {
       this.sendJoin(room);
     }
     // After the joins: the server handles one connection's events in order.
-    const outbox = [];
-    for (const room of this.store.rooms.values()) {
-      for (const entry of room.pending.values()) if (!entry.error) outbox.push(entry);
-    }
-    outbox.sort((a, b) => a.createdAt - b.createdAt);
-    for (const entry of outbox) this.sendPending(entry);
+    this.pump();
     this.store.changed();
   }
 
@@ -231,6 +261,8 @@ export class Chat {
       const entry = room.pending.get(event.ref);
       if (!entry) return;
       room.pending.delete(event.ref);
+      this.learnName(room.messages.get(event.id));
+      this.pump();
       // A retry of a message stored before a disconnect gets no broadcast of its own:
       // show it from the outbox until the replayed original (same id) replaces it.
       if (Number.isInteger(event.id) && !room.messages.has(event.id)) {
@@ -243,6 +275,12 @@ export class Chat {
           provisional: true,
         });
       }
+    } else if (request.kind === "join" && event.reset === true) {
+      // The server's store went back (restored from a backup, or a memory store restarted):
+      // the ids the page holds now name other messages or none.
+      room.forgetMessages();
+      this.requestHistory(room, null);
+      this.callbacks.onError(`The server's history of #${room.name} changed; it was reloaded.`);
     } else if (request.kind === "join" && event.truncated === true) {
       this.callbacks.onError(
         `Some messages in #${room.name} from while you were away are no longer kept.`,
@@ -267,14 +305,21 @@ export class Chat {
     if (request.kind === "message") {
       const entry = room.pending.get(event.ref);
       if (!entry) return;
-      if (retryable && entry.retries < MAX_AUTO_RETRIES) {
+      const now = Date.now();
+      if (event.code === "rate_limited") {
+        this.pacer.refused(retryAfterMs(event) ?? RATE_LIMITED_FALLBACK_MS, now);
+      } else if (retryable && entry.retries < MAX_AUTO_RETRIES) {
         entry.retries += 1;
-        setTimeout(() => {
-          if (room.pending.get(entry.ref) === entry && !entry.error) this.sendPending(entry);
-        }, 1000 * 2 ** entry.retries);
+        this.pacer.pause(1000 * 2 ** entry.retries, now);
       } else {
         entry.error = text;
       }
+      this.pump();
+    } else if (request.kind === "join" && retryable) {
+      const delay = retryAfterMs(event) ?? RATE_LIMITED_FALLBACK_MS;
+      setTimeout(() => {
+        if (this.store.room(room.name) === room && this.connection.isOpen) this.sendJoin(room);
+      }, delay);
     } else if (request.kind === "join") {
       this.store.removeRoom(room.name);
       this.callbacks.onError(`Could not join #${room.name}: ${text}`);
@@ -289,6 +334,7 @@ export class Chat {
     if (!room || !Array.isArray(event.users)) return;
     room.online = event.users.filter((name) => typeof name === "string");
     room.onlineCount = Number.isInteger(event.count) ? event.count : room.online.length;
+    room.presenceKnown = true;
   }
 
   onUserJoined(event) {
@@ -315,6 +361,16 @@ export class Chat {
       if (room.typing.get(event.username) <= Date.now()) room.typing.delete(event.username);
       this.store.changed();
     }, TYPING_EXPIRES_MS + 50);
+  }
+
+  /**
+   * The `from` of a message acked to this connection is the name the server knows it by
+   * (a sign-in token's, not the one the page sent): it wins, everywhere on the page.
+   */
+  learnName(message) {
+    if (message && !message.provisional && message.from !== this.store.username) {
+      this.store.username = message.from;
+    }
   }
 
   isWatching(room) {

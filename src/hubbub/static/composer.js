@@ -1,12 +1,35 @@
 // The message box: Enter sends, Shift+Enter breaks the line, it grows with
-// its text, and keystrokes that change the text count as typing.
+// its text, and keystrokes that change the text count as typing. Near the
+// server's limit a counter shows how much is left, counted as the server
+// counts: characters (code points) after trimming, so an emoji is one.
 
 const MAX_HEIGHT_PX = 200;
+export const MAX_CONTENT = 4000;
+/** The counter shows from this many characters on. */
+const COUNT_FROM = MAX_CONTENT - 500;
+
+export function contentLength(text) {
+  let length = 0;
+  for (const _ of text.trim()) length += 1;
+  return length;
+}
+
+/** The counter's text for `length` characters, or "" while it is far from the limit. */
+export function counterText(length) {
+  return length < COUNT_FROM ? "" : `${length} / ${MAX_CONTENT}`;
+}
+
+export function tooLongText(length) {
+  const over = length - MAX_CONTENT;
+  const characters = over === 1 ? "character" : "characters";
+  return `Too long to send: ${over} ${characters} over the limit of ${MAX_CONTENT}.`;
+}
 
 export class Composer {
   /**
    * @param {{form: HTMLFormElement, input: HTMLTextAreaElement, label: HTMLElement,
-   *          onSend: (text: string) => boolean, onTyping: () => void}} parts
+   *          counter: HTMLElement, onSend: (text: string) => boolean,
+   *          onTooLong: (text: string) => void, onTyping: () => void}} parts
    */
   constructor(parts) {
     Object.assign(this, parts);
@@ -24,6 +47,7 @@ export class Composer {
     });
     this.input.addEventListener("input", () => {
       this.fit();
+      this.count();
       if (this.input.value.trim()) this.onTyping();
     });
   }
@@ -38,10 +62,25 @@ export class Composer {
   }
 
   send() {
+    const length = contentLength(this.input.value);
+    if (length > MAX_CONTENT) {
+      this.onTooLong(tooLongText(length));
+      return;
+    }
     if (this.onSend(this.input.value)) {
       this.input.value = "";
       this.fit();
+      this.count();
     }
+  }
+
+  count() {
+    const length = contentLength(this.input.value);
+    const text = counterText(length);
+    this.counter.hidden = text === "";
+    if (this.counter.textContent !== text) this.counter.textContent = text;
+    this.counter.classList.toggle("composer-count--over", length > MAX_CONTENT);
+    this.input.ariaInvalid = length > MAX_CONTENT ? "true" : null;
   }
 
   focus() {

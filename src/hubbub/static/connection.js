@@ -1,7 +1,11 @@
 // One WebSocket to /ws that stays up: reconnects with exponential backoff and
 // jitter, notices a dead link with an application `ping` when traffic is idle,
-// and waits for the browser to come back online. It knows nothing about chat:
-// the owner rejoins and resends from `onOpen`.
+// and waits for the browser to come back online. When a connection never
+// opens it asks the server why (see problems.js), and stops trying when
+// trying cannot help (a refused token). It knows nothing about chat: the
+// owner rejoins and resends from `onOpen`.
+
+import { passedChecks, probeUpgrade, refusalProblem } from "./problems.js";
 
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 30_000;
@@ -33,11 +37,18 @@ export class Connection {
   /**
    * @param {string} url
    * @param {{onOpen: () => void, onEvent: (event: object) => void,
-   *          onStatus: (status: {state: string, retryAt: number|null}) => void}} handlers
+   *          onStatus: (status: {state: string, retryAt: number|null,
+   *                              problem: object|null}) => void}} handlers
    */
-  constructor(url, handlers) {
+  constructor(url, handlers, { hasToken = false } = {}) {
     this.url = url;
     this.handlers = handlers;
+    this.hasToken = hasToken;
+    /** Why the last connections failed, as refusalProblem says; null once one opens. */
+    this.problem = null;
+    this.unexplained = 0;
+    /** Bumped whenever a probe's answer would come too late to matter. */
+    this.generation = 0;
     this.socket = null;
     this.attempt = 0;
     this.retryTimer = null;
@@ -64,6 +75,7 @@ export class Connection {
   /** Drops the current socket (if any) and connects again at once. */
   restart() {
     this.attempt = 0;
+    this.problem = null;
     this.abandonSocket();
     this.connect();
   }
@@ -82,6 +94,7 @@ export class Connection {
   connect() {
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    this.generation += 1;
     if (navigator.onLine === false) {
       this.status("offline");
       return;
@@ -95,6 +108,8 @@ export class Connection {
       this.openedAt = Date.now();
       this.lastReceivedAt = this.openedAt;
       this.pingSentAt = null;
+      this.problem = null;
+      this.unexplained = 0;
       this.heartbeatTimer = setInterval(() => this.checkHeartbeat(), HEARTBEAT_CHECK_MS);
       this.status("connected");
       this.handlers.onOpen();
@@ -130,14 +145,37 @@ export class Connection {
   }
 
   onClosed() {
+    const neverOpened = this.openedAt === 0;
     const wasStable = this.openedAt && Date.now() - this.openedAt >= STABLE_AFTER_MS;
     this.abandonSocket();
     if (this.stopped) return;
     if (wasStable) this.attempt = 0;
     if (navigator.onLine === false) {
       this.status("offline");
-      return;
+    } else if (neverOpened) {
+      this.diagnose();
+    } else {
+      this.scheduleRetry();
     }
+  }
+
+  /** Asks the server why the upgrade failed, then retries or, when that cannot help, stops. */
+  async diagnose() {
+    const generation = this.generation;
+    this.status("reconnecting");
+    const answer = await probeUpgrade(this.url);
+    if (generation !== this.generation || this.stopped || this.socket) return;
+    this.unexplained = passedChecks(answer) ? this.unexplained + 1 : 0;
+    this.problem = refusalProblem(answer, {
+      origin: location.origin,
+      hasToken: this.hasToken,
+      unexplained: this.unexplained,
+    });
+    if (this.problem && !this.problem.retry) this.status("refused");
+    else this.scheduleRetry();
+  }
+
+  scheduleRetry() {
     const delay = backoffDelay(this.attempt);
     this.attempt += 1;
     this.retryTimer = setTimeout(() => this.connect(), delay);
@@ -178,6 +216,6 @@ export class Connection {
   }
 
   status(state, retryAt = null) {
-    this.handlers.onStatus({ state, retryAt });
+    this.handlers.onStatus({ state, retryAt, problem: this.problem });
   }
 }

@@ -7,6 +7,8 @@ import { dayKey, dayLabel, fullLabel, timeLabel } from "./format.js";
 import { appendLinkified } from "./linkify.js";
 
 const GROUP_WITHIN_MS = 5 * 60 * 1000;
+/** C0 controls but tab, LF and CR; DEL; C1 controls. The server refuses them in new messages. */
+const CONTROL_CHARACTERS = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/gu;
 const BOTTOM_SLACK_PX = 48;
 const LOAD_OLDER_WITHIN_PX = 200;
 
@@ -82,6 +84,18 @@ function updateStatus(status, item, context) {
   }
 }
 
+/**
+ * Control characters shown as what they are: ␇ for BEL, ␛ for the escape of an ANSI
+ * sequence (C1 and DEL as U+FFFD). Browsers would draw them as empty boxes.
+ */
+export function visibleControls(text) {
+  return text.replace(CONTROL_CHARACTERS, (char) => {
+    const code = char.codePointAt(0);
+    if (code < 0x20) return String.fromCodePoint(0x2400 + code);
+    return code === 0x7f ? "\u2421" : "\ufffd";
+  });
+}
+
 function messageParts(item) {
   const { message, date } = item;
   const time = h(
@@ -89,8 +103,10 @@ function messageParts(item) {
     { className: "msg-time", dateTime: date.toISOString(), title: fullLabel(date) },
     timeLabel(date),
   );
-  const text = h("p", { className: "msg-text" });
-  appendLinkified(text, message.content);
+  // dir="auto": each message is a bidi isolate whose direction is its own first letter's,
+  // so that an unclosed U+202E or a right-to-left text stays inside it.
+  const text = h("p", { className: "msg-text", dir: "auto" });
+  appendLinkified(text, visibleControls(message.content));
   return [
     avatar(message.from),
     h(
@@ -99,7 +115,7 @@ function messageParts(item) {
       h(
         "p",
         { className: "msg-meta" },
-        h("span", { className: "msg-from" }, message.from),
+        h("span", { className: "msg-from", dir: "auto", title: message.from }, message.from),
         " ",
         time,
       ),

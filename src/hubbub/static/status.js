@@ -1,5 +1,6 @@
 // The connection state as the reader sees it: connected, connecting,
-// reconnecting in N s (with a button to try now), or offline.
+// reconnecting in N s (with a button to try now), offline, or not connected
+// because the server refused the page, with why and what to do about it.
 
 export function statusText({ state, retryAt }, now = Date.now()) {
   switch (state) {
@@ -7,6 +8,8 @@ export function statusText({ state, retryAt }, now = Date.now()) {
       return "Connected";
     case "offline":
       return "Offline";
+    case "refused":
+      return "Not connected";
     case "reconnecting":
       if (retryAt === null) return "Reconnecting…";
       return `Reconnecting in ${Math.max(1, Math.ceil((retryAt - now) / 1000))} s`;
@@ -18,12 +21,15 @@ export function statusText({ state, retryAt }, now = Date.now()) {
 export class ConnectionStatus {
   /**
    * @param {{root: HTMLElement, text: HTMLElement, retry: HTMLButtonElement,
+   *          problem: HTMLElement, problemTitle: HTMLElement, problemDetail: HTMLElement,
+   *          problemAdvice: HTMLElement,
    *          onRetry: () => void, onChange: (state: string) => void}} parts
    */
   constructor(parts) {
     Object.assign(this, parts);
     this.status = null;
     this.ticker = null;
+    this.shownProblem = null;
     this.retry.addEventListener("click", () => this.onRetry());
   }
 
@@ -41,9 +47,18 @@ export class ConnectionStatus {
   }
 
   paint() {
-    const { state, retryAt } = this.status;
+    const { state, retryAt, problem = null } = this.status;
     this.root.dataset.state = state;
     this.text.textContent = statusText(this.status);
-    this.retry.hidden = state !== "reconnecting" || retryAt === null;
+    this.retry.hidden = !(state === "refused" || (state === "reconnecting" && retryAt !== null));
+    this.retry.textContent = state === "refused" ? "Try again" : "Retry now";
+    // A problem stays up while reconnecting, and goes once a connection opens.
+    const shown = state === "connected" ? null : problem;
+    if (shown === this.shownProblem) return;
+    this.shownProblem = shown;
+    this.problem.hidden = shown === null;
+    this.problemTitle.textContent = shown?.title ?? "";
+    this.problemDetail.textContent = shown?.detail ?? "";
+    this.problemAdvice.textContent = shown?.advice ?? "";
   }
 }

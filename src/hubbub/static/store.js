@@ -13,6 +13,8 @@ export class Room {
     this.pending = new Map();
     this.online = [];
     this.onlineCount = 0;
+    /** Who is online is only known while connected: false until the join's `online_users`. */
+    this.presenceKnown = false;
     /** username -> time (ms) at which their "is typing" expires. */
     this.typing = new Map();
     this.unread = 0;
@@ -37,6 +39,24 @@ export class Room {
     this.messages.set(message.id, message);
     if (!known) insertSorted(this.order, message.id);
     return !known;
+  }
+
+  /** The server's history went back to an older state: what the page knew of it is void. */
+  forgetMessages() {
+    this.messages.clear();
+    this.order = [];
+    this.historyLoaded = false;
+    this.hasMore = false;
+    this.loadingHistory = false;
+    for (const entry of this.pending.values()) entry.claimedBy = null;
+  }
+
+  /** While disconnected the page cannot know who is here: show nobody rather than a stale list. */
+  forgetPresence() {
+    this.online = [];
+    this.onlineCount = 0;
+    this.presenceKnown = false;
+    this.typing.clear();
   }
 
   /** The own message a just-broadcast `message` most likely confirms, before its ack arrives. */
@@ -70,11 +90,14 @@ function insertSorted(ids, id) {
 export class Store {
   constructor() {
     this.username = null;
+    /** The name is the sign-in token's: the server ignores any other, so it cannot be changed. */
+    this.nameFixed = false;
     /** Joined rooms in sidebar order. */
     this.rooms = new Map();
     this.activeRoom = null;
-    /** {state: connecting|connected|reconnecting|offline, retryAt: ms|null} */
-    this.connection = { state: "connecting", retryAt: null };
+    /** {state: connecting|connected|reconnecting|offline|refused, retryAt: ms|null,
+     *   problem: {title, detail, advice, retry}|null} */
+    this.connection = { state: "connecting", retryAt: null, problem: null };
     /** Rooms with people in them, from GET /rooms. */
     this.directory = [];
     this.listeners = new Set();
