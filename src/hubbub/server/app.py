@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from hubbub.config import Settings
+from hubbub.config import Settings, is_postgres_url
 from hubbub.core.admission import Admission
 from hubbub.core.origins import OriginPolicy
 from hubbub.server import http
@@ -18,12 +18,15 @@ from hubbub.server.websocket import websocket_endpoint
 from hubbub.server.ws_protocol import CLOSE_GRACE_SECONDS
 from hubbub.store.base import MessageStore
 from hubbub.store.memory import MemoryStore
+from hubbub.store.postgres import PostgresStore
 from hubbub.store.sqlite import SqliteStore
 
 
 def build_store(settings: Settings) -> MessageStore:
     if settings.store == "memory":
         return MemoryStore()
+    if is_postgres_url(settings.store):
+        return PostgresStore(settings.store)
     return SqliteStore(
         Path(settings.data_dir) / "hubbub.db",
         busy_timeout_ms=int(settings.sqlite_busy_timeout * 1000),

@@ -71,10 +71,6 @@ database, rolled back, resources, lock not available, operator intervention, sys
 as opposed to our bugs."""
 
 
-def is_postgres_url(store: str) -> bool:
-    return store.startswith(("postgresql://", "postgres://"))
-
-
 def _migrations() -> list[tuple[int, str]]:
     """Numbered SQL scripts in `pg_migrations/`, in order: `001_name.sql` is version 1."""
     scripts = []
