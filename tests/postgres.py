@@ -16,7 +16,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
+SERVER = os.environ.get("HUBBUB_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+"""The server (a URL without database); HUBBUB_TEST_POSTGRES names another."""
 ADMIN_DSN = f"{SERVER}/postgres"
 
 
