@@ -110,27 +110,31 @@ async def test_content_is_stored_exactly(store: PostgresStore, content: str) -> 
     assert stored.content == content == appended.message.content
 
 
-async def test_nul_is_refused_clearly_and_alone(store: PostgresStore) -> None:
-    """PostgreSQL's text cannot hold U+0000: that message fails with a ValueError
-    naming it, and the messages beside it in the batch are stored."""
+async def test_what_text_cannot_hold_is_refused_clearly_and_alone(store: PostgresStore) -> None:
+    """PostgreSQL's text cannot hold U+0000 or a lone surrogate: that message fails with
+    a ValueError naming it, and the messages beside it in the batch are stored."""
     outcomes: list[Appended | Exception] = []
     done = asyncio.get_running_loop().create_future()
 
     def stored(outcome: Appended | Exception) -> None:
         outcomes.append(outcome)
-        if len(outcomes) == 4:
+        if len(outcomes) == 5:
             done.set_result(None)
 
     store.submit("r", "ann", "before", T0, None, stored)
     store.submit("r", "ann", "nul \x00 inside", T0 + 1, None, stored)
     store.submit("r", "ann", "ref with nul", T0 + 2, Retry("ann", "a\x00b"), stored)
-    store.submit("r", "ann", "after", T0 + 3, None, stored)
+    store.submit("r", "ann", "lone \ud800 surrogate", T0 + 3, None, stored)
+    store.submit("r", "ann", "after", T0 + 4, None, stored)
     async with asyncio.timeout(10):
         await done
-    before, nul, nul_ref, after = outcomes
-    for refused in (nul, nul_ref):
-        assert isinstance(refused, ValueError)
-        assert "U+0000" in str(refused)
+    before, nul, nul_ref, surrogate, after = outcomes
+    assert isinstance(nul, ValueError)
+    assert "U+0000 (NUL) in content" in str(nul)
+    assert isinstance(nul_ref, ValueError)
+    assert "U+0000 (NUL) in ref" in str(nul_ref)
+    assert isinstance(surrogate, ValueError)
+    assert "lone surrogate in content" in str(surrogate)
     assert isinstance(before, Appended)
     assert isinstance(after, Appended)
     assert (before.message.id, after.message.id) == (1, 2)
@@ -250,3 +254,32 @@ async def test_opening_an_unreachable_database_says_where(own_database: str) -> 
         await store.open()
     assert "secret" not in str(raised.value)
     await allow_connections(own_database, True)
+
+
+async def test_a_read_only_database_is_unavailable_then_recovers(own_database: str) -> None:
+    """As a standby answers after a failover: connections work, writes do not."""
+    store = PostgresStore(f"{SERVER}/{own_database}")
+    await store.open()
+
+    async def read_only(on: bool) -> None:
+        connection = await admin()
+        try:
+            await connection.execute(
+                f'ALTER DATABASE "{own_database}" SET default_transaction_read_only = {on}'
+            )
+        finally:
+            await connection.close()
+        await terminate_backends(own_database)
+
+    try:
+        await store.append("r", "ann", "before", T0)
+        await read_only(True)
+        with pytest.raises(StoreUnavailable, match="read-only"):
+            await store.append("r", "ann", "during", T0 + 1)
+        assert not await store.healthy()
+        assert [m.content for m in (await store.history("r", None, 10)).messages] == ["before"]
+        await read_only(False)
+        assert await store.healthy()
+        assert (await store.append("r", "ann", "after", T0 + 2)).message.id == 2
+    finally:
+        await store.close()

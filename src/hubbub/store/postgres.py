@@ -63,12 +63,11 @@ PRUNE_LOCK = 0x4855_4242_0002
 PRUNE_ROOMS = 500
 """Rooms pruned per statement (each statement its own transaction)."""
 ATTEMPTS = 3
-"""Tries of a batch that PostgreSQL rolled back to break a deadlock or serialization
-conflict (nothing was stored, so trying again is safe)."""
-_UNAVAILABLE_CLASSES = ("08", "28", "3D", "40", "53", "55", "57", "58")
-"""SQLSTATE classes of the storage's failures (connection, authorization, missing
-database, rolled back, resources, lock not available, operator intervention, system),
-as opposed to our bugs."""
+"""Tries of a batch that certainly stored nothing (see `_retryable`)."""
+_UNAVAILABLE_CLASSES = ("08", "25006", "28", "3D", "40", "53", "55", "57", "58")
+"""SQLSTATE classes (and codes) of the storage's failures: connection, read-only (a
+standby), authorization, missing database, rolled back, resources, lock not available,
+operator intervention, system; as opposed to our bugs."""
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -81,6 +80,8 @@ def _migrations() -> list[tuple[int, str]]:
 
 
 def _unavailable(error: BaseException) -> bool:
+    if isinstance(error, ValueError):
+        return False  # asyncpg could not encode an argument: our bug
     if isinstance(error, asyncpg.PostgresError):
         return error.sqlstate is not None and error.sqlstate.startswith(_UNAVAILABLE_CLASSES)
     return isinstance(
@@ -100,7 +101,16 @@ def _connection_lost(error: BaseException) -> bool:
 
 
 def _retryable(error: BaseException) -> bool:
-    return isinstance(error, asyncpg.DeadlockDetectedError | asyncpg.SerializationError)
+    """Whether a batch that failed so certainly stored nothing, and may be tried again:
+    PostgreSQL rolled it back (deadlock, serialization), or asyncpg refused to send it
+    on a connection it found closed or stuck (after `pg_terminate_backend`)."""
+    if isinstance(error, asyncpg.DeadlockDetectedError | asyncpg.SerializationError):
+        return True
+    if isinstance(error, ValueError):
+        return False
+    if isinstance(error, asyncpg.InternalClientError):
+        return str(error).startswith("cannot switch to state")
+    return isinstance(error, asyncpg.InterfaceError)
 
 
 def where(dsn: str) -> str:
@@ -286,7 +296,7 @@ class PostgresStore:
             except Exception as error:
                 if attempt == ATTEMPTS or not _retryable(error):
                     raise
-                log.debug("append batch rolled back (%s); trying again", error)
+                log.debug("append batch not stored (%s); trying again", error)
         outcomes: list[Appended | Exception] = []
         for append, (message_id, duplicate, first_ts, first_content) in zip(
             batch, rows, strict=True
@@ -503,11 +513,21 @@ async def _prune(connection: Connection, retention: Retention, now_ms: int) -> i
 
 
 def _refusal(append: _Append) -> ValueError | None:
-    """PostgreSQL's text cannot hold NUL: such a message is refused, alone."""
-    if "\0" in append.content or "\0" in append.room or "\0" in append.sender:
-        return ValueError("PostgreSQL cannot store the character U+0000 (NUL)")
-    if append.key is not None and "\0" in append.key:
-        return ValueError("PostgreSQL cannot store the character U+0000 (NUL) in a ref")
+    """A message PostgreSQL's text cannot hold is refused, alone (not its whole batch):
+    one with U+0000 (NUL), or a lone surrogate (not UTF-8)."""
+    for name, text in (
+        ("content", append.content),
+        ("room", append.room),
+        ("sender", append.sender),
+        ("ref", append.key or ""),
+    ):
+        if "\0" in text:
+            return ValueError(f"PostgreSQL cannot store the character U+0000 (NUL) in {name}")
+        if not text.isascii():
+            try:
+                text.encode()
+            except UnicodeEncodeError:
+                return ValueError(f"PostgreSQL cannot store a lone surrogate in {name}")
     return None
 
 
