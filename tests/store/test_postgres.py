@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from hubbub.store.base import Appended, Retention, Retry, StoreUnavailable
-from hubbub.store.postgres import PostgresStore, _migrations
+from hubbub.store.postgres import HEALTH_TIMEOUT, PostgresStore, _migrations
 from tests.postgres import SERVER, admin, drop_database, new_database, run_apart
 
 pytestmark = pytest.mark.postgres
@@ -283,3 +283,21 @@ async def test_a_read_only_database_is_unavailable_then_recovers(own_database: s
         assert (await store.append("r", "ann", "after", T0 + 2)).message.id == 2
     finally:
         await store.close()
+
+
+async def test_a_stuck_database_is_unhealthy_within_the_health_timeout(
+    store: PostgresStore, postgres_dsn: str
+) -> None:
+    """The probe's write waits behind another transaction's lock: /healthz answers 503
+    well before a monitor's own timeout, and 200 again once the write works."""
+    assert await store.healthy()
+    holder = await asyncpg.connect(postgres_dsn)
+    try:
+        async with holder.transaction():
+            await holder.execute("LOCK TABLE probe IN ACCESS EXCLUSIVE MODE")
+            started = asyncio.get_running_loop().time()
+            assert not await store.healthy()
+            assert asyncio.get_running_loop().time() - started < HEALTH_TIMEOUT + 1
+        assert await store.healthy()
+    finally:
+        await holder.close()

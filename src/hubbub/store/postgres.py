@@ -56,6 +56,8 @@ Connection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 MAX_BATCH = 1000
 MIGRATION_LOCK = 0x4855_4242_0001
 """Advisory lock held while migrating, so nodes starting together migrate once."""
+HEALTH_TIMEOUT = 3.0
+"""Seconds the health probe may take: a database slower than that is not healthy."""
 MIGRATION_TIMEOUT = 600.0
 """Seconds a migration (or waiting for another node's) may take at start."""
 PRUNE_LOCK = 0x4855_4242_0002
@@ -385,8 +387,9 @@ class PostgresStore:
             )
 
         try:
-            await self._use(probe)
-        except StoreUnavailable:
+            async with asyncio.timeout(HEALTH_TIMEOUT):
+                await self._use(probe)
+        except (StoreUnavailable, TimeoutError):
             return False
         return True
 
