@@ -432,9 +432,8 @@ class PostgresStore:
             try:
                 return await run(connection)
             except Exception as error:
-                if _unavailable(error) and not connection.is_closed():
-                    # asyncpg can be left in a state it never leaves (its issue 1069).
-                    connection.terminate()
+                if _unavailable(error):
+                    await _discard(pool, connection, error)
                 raise
 
     def _failure(self, error: Exception) -> Exception:
@@ -513,6 +512,20 @@ async def _prune(connection: Connection, retention: Retention, now_ms: int) -> i
         now_ms - DEDUPE_WINDOW_MS,
     )
     return removed
+
+
+async def _discard(
+    pool: "asyncpg.Pool[asyncpg.Record]", connection: Connection, error: Exception
+) -> None:
+    """Let go of a connection that failed: asyncpg can leave one killed under it in a
+    state it never leaves (its issue 1069). When it was lost, the pool's other idle
+    connections most likely were too (a restart, a failover): they are replaced on their
+    next use rather than each failing one operation first."""
+    with contextlib.suppress(asyncpg.InterfaceError):  # already released when it closed
+        if not connection.is_closed():
+            connection.terminate()
+    if _connection_lost(error):
+        await pool.expire_connections()
 
 
 def _refusal(append: _Append) -> ValueError | None:
