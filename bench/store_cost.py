@@ -1,7 +1,10 @@
 """CPU per stored message at a steady rate: the memory store, and SQLite per commit delay
-(with `synchronous = FULL`, the default) and with `synchronous = NORMAL`.
+(with `synchronous = FULL`, the default) and with `synchronous = NORMAL`; PostgreSQL too
+when given `--postgresql URL` (a database on this machine: its backends' CPU is read
+from /proc and shown apart, since it is spent outside this process).
 
     python -m bench.store_cost [--rate 400] [--seconds 5] [--repeats 3] [--delays 0,0.01]
+        [--postgresql postgresql://postgres@127.0.0.1:5432/postgres]
 
 S1 sends a few hundred messages a second into one room; what storing them costs
 is hidden there among 1,000 deliveries per message, and the load generator's
@@ -25,8 +28,10 @@ from pathlib import Path
 
 import uvloop
 
+from bench.postgres import application_name, backend_cpu_seconds, fresh_schema
 from hubbub.store.base import Appended, MessageStore
 from hubbub.store.memory import MemoryStore
+from hubbub.store.postgres import PostgresStore
 from hubbub.store.sqlite import SqliteStore
 
 CONTENT = "x" * 100
@@ -38,6 +43,8 @@ class Sample:
     cpu_us_per_message: float
     p50_ms: float
     p99_ms: float
+    server_cpu_us_per_message: float = 0.0
+    """PostgreSQL's backends (other processes)."""
 
 
 def _cpu_seconds() -> float:
@@ -81,8 +88,12 @@ Configuration = tuple[str, float, str]
 """Store, commit delay, synchronous level (SQLite's)."""
 
 
-async def measure(configuration: Configuration, rate: float, seconds: float) -> Sample:
+async def measure(
+    configuration: Configuration, rate: float, seconds: float, postgresql: str
+) -> Sample:
     name, delay, synchronous = configuration
+    if name == "postgresql":
+        return await _measure_postgresql(postgresql, rate, seconds)
     with tempfile.TemporaryDirectory() as data:
         store: MessageStore = (
             MemoryStore()
@@ -96,6 +107,21 @@ async def measure(configuration: Configuration, rate: float, seconds: float) -> 
             await store.close()
 
 
+async def _measure_postgresql(url: str, rate: float, seconds: float) -> Sample:
+    async with fresh_schema(url) as dsn:
+        store = PostgresStore(dsn)
+        await store.open()
+        try:
+            name = application_name(dsn)
+            before = await backend_cpu_seconds(url, name)
+            sample = await _paced(store, rate, seconds)
+            server = await backend_cpu_seconds(url, name) - before
+        finally:
+            await store.close()
+    sample.server_cpu_us_per_message = server * 1e6 / int(rate * seconds)
+    return sample
+
+
 async def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -106,30 +132,43 @@ async def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--delays", default="0,0.01", help="comma-separated SQLite commit delays (seconds)"
     )
+    parser.add_argument(
+        "--postgresql", default="", help="also the PostgreSQL store, in this database (URL)"
+    )
     args = parser.parse_args(argv)
     configurations: list[Configuration] = [
         ("memory", 0.0, "-"),
         *(("sqlite", float(delay), "FULL") for delay in args.delays.split(",")),
         ("sqlite", 0.0, "NORMAL"),
     ]
+    if args.postgresql:
+        configurations.append(("postgresql", 0.0, "-"))
     samples: dict[Configuration, list[Sample]] = {c: [] for c in configurations}
     for _ in range(args.repeats):
         for configuration in configurations:
-            sample = await measure(configuration, args.rate, args.seconds)
+            sample = await measure(configuration, args.rate, args.seconds, args.postgresql)
             samples[configuration].append(sample)
     print(f"rate={args.rate:g} msg/s seconds={args.seconds:g} repeats={args.repeats}")
     print(
         "| store | synchronous | commit delay | CPU us per message (median) | runs"
-        " | stored p50 / p99 ms |"
+        " | stored p50 / p99 ms | PostgreSQL backends' CPU us per message |"
     )
-    print("|---|---|---:|---:|---|---|")
+    print("|---|---|---:|---:|---|---|---:|")
     for (name, delay, synchronous), runs in samples.items():
         cpu = statistics.median(s.cpu_us_per_message for s in runs)
         each = ", ".join(f"{s.cpu_us_per_message:.0f}" for s in runs)
         p50 = statistics.median(s.p50_ms for s in runs)
         p99 = statistics.median(s.p99_ms for s in runs)
         shown = f"{delay * 1000:g} ms" if name == "sqlite" else "-"
-        print(f"| {name} | {synchronous} | {shown} | {cpu:.0f} | {each} | {p50:.2f} / {p99:.2f} |")
+        server = (
+            f"{statistics.median(s.server_cpu_us_per_message for s in runs):.0f}"
+            if name == "postgresql"
+            else "-"
+        )
+        print(
+            f"| {name} | {synchronous} | {shown} | {cpu:.0f} | {each}"
+            f" | {p50:.2f} / {p99:.2f} | {server} |"
+        )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
-"""Messages stored per second through a real server: SQLite store versus memory store.
+"""Messages stored per second through a real server: SQLite store versus memory store
+(and the PostgreSQL store, with `--postgresql URL`: an empty schema of that database per
+run).
 
     python -m bench.store_throughput [--clients 100] [--messages 500] [--window 10] [--repeats 5]
+        [--postgresql postgresql://postgres@127.0.0.1:5432/postgres]
 
 Each client posts to a room of its own (this measures storing, not fan-out),
 keeps a window of messages in flight and counts acks (picows clients, the
@@ -24,6 +27,7 @@ import orjson
 import uvloop
 
 from bench.client import Connection, open_connection
+from bench.postgres import fresh_schema
 
 
 def free_port() -> int:
@@ -109,7 +113,10 @@ async def _post_all(url: str, clients: int, count: int, window: int) -> float:
     return elapsed
 
 
-async def run_once(store: str, clients: int, messages: int, window: int) -> float:
+async def run_once(store: str, clients: int, messages: int, window: int, postgresql: str) -> float:
+    if store == "postgresql":
+        async with fresh_schema(postgresql) as dsn:
+            return await run_once(dsn, clients, messages, window, "")
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         process = await asyncio.create_subprocess_exec(
@@ -154,11 +161,18 @@ async def main(argv: Sequence[str] | None = None) -> None:
         default=10,
         help="messages in flight per client (enough to keep the server busy)",
     )
+    parser.add_argument(
+        "--postgresql", default="", help="also the PostgreSQL store, in this database (URL)"
+    )
     args = parser.parse_args(argv)
     results: dict[str, list[float]] = {"memory": [], "sqlite": []}
+    if args.postgresql:
+        results["postgresql"] = []
     for _ in range(args.repeats):
         for store in results:
-            results[store].append(await run_once(store, args.clients, args.messages, args.window))
+            results[store].append(
+                await run_once(store, args.clients, args.messages, args.window, args.postgresql)
+            )
     medians = {store: statistics.median(rates) for store, rates in results.items()}
     print(
         f"clients={args.clients} messages/client={args.messages} window={args.window}"
@@ -170,6 +184,8 @@ async def main(argv: Sequence[str] | None = None) -> None:
         runs = ", ".join(f"{rate:,.0f}" for rate in rates)
         print(f"| {store} | {medians[store]:,.0f} | {runs} |")
     print(f"\nSQLite / memory: {medians['sqlite'] / medians['memory']:.2f}x")
+    if "postgresql" in medians:
+        print(f"PostgreSQL / memory: {medians['postgresql'] / medians['memory']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 from hubbub.client import ChatClient
 from hubbub.config import Settings
 from hubbub.server.runner import RunningServer, start
+from tests.postgres import postgres_database, postgres_dsn  # noqa: F401 (fixtures)
 
 TEST_DEFAULTS: dict[str, Any] = {
     "host": "127.0.0.1",

@@ -11,6 +11,7 @@ import click
 from hubbub.config import ConfigError, Settings
 from hubbub.core.auth import issue_token
 from hubbub.server.runner import serve as run_server
+from hubbub.store.base import StoreUnavailable
 
 _DEFAULTS = Settings()
 
@@ -101,7 +102,10 @@ _SERVE_OPTIONS = [
     _option("certfile", str, "TLS certificate chain (PEM), to serve https/wss directly."),
     _option("keyfile", str, "TLS private key (PEM)."),
     _option(
-        "store", click.Choice(["sqlite", "memory"]), "Message store: durable SQLite or memory."
+        "store",
+        str,
+        "Message store: sqlite (durable, one node), memory (forgets on restart), or "
+        "postgresql://USER[:PASSWORD]@HOST:PORT/DB (durable, shared by a cluster's nodes).",
     ),
     _option("data_dir", str, "Directory of the SQLite store (file hubbub.db)."),
     _option("sqlite_busy_timeout", float, "Seconds a write waits for a locked database file."),
@@ -179,6 +183,10 @@ def _run(settings: Settings) -> None:
     try:
         import uvloop
     except ImportError:
-        asyncio.run(run_server(settings))
+        run = asyncio.run
     else:
-        uvloop.run(run_server(settings))
+        run = uvloop.run
+    try:
+        run(run_server(settings))
+    except StoreUnavailable as error:
+        raise click.ClickException(f"cannot open the message store: {error}") from None

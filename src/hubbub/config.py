@@ -48,7 +48,8 @@ class Settings:
     keyfile: str = ""
     """TLS certificate chain and private key (PEM); both or neither."""
     store: str = "sqlite"
-    """`sqlite` (durable, the default) or `memory` (forgets on restart)."""
+    """`sqlite` (durable, the default), `memory` (forgets on restart), or a
+    `postgresql://USER@HOST:PORT/DB` URL: a PostgreSQL database several nodes share."""
     data_dir: str = "./data"
     """Where the SQLite store keeps `hubbub.db`."""
     sqlite_busy_timeout: float = 2.0
@@ -113,7 +114,11 @@ class Settings:
             not self.auth_secret or len(self.auth_secret.encode()) >= 32,
             "must be at least 32 bytes (HS256)",
         )
-        _require("store", self.store in ("sqlite", "memory"), "must be sqlite or memory")
+        _require(
+            "store",
+            self.store in ("sqlite", "memory") or is_postgres_url(self.store),
+            "must be sqlite, memory or a postgresql://USER@HOST:PORT/DB URL",
+        )
         _require(
             "sqlite_synchronous",
             self.sqlite_synchronous in ("full", "normal"),
@@ -127,6 +132,11 @@ class Settings:
         )
         for origin in self.allowed_origins:
             _require("allowed_origins", bool(origin.strip()), "must not contain empty entries")
+
+
+def is_postgres_url(store: str) -> bool:
+    """Whether the `store` setting names a PostgreSQL database."""
+    return store.startswith(("postgresql://", "postgres://"))
 
 
 def _require(name: str, ok: bool, rule: str) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from hubbub.store.base import DEDUPE_WINDOW_MS, Appended, MessageStore, Retention, Retry
 from hubbub.store.memory import MemoryStore
+from hubbub.store.postgres import PostgresStore
 from hubbub.store.sqlite import SqliteStore
 
 T0 = 1_795_674_063_000
@@ -15,15 +16,20 @@ T0 = 1_795_674_063_000
 StoreFactory = Callable[[], Awaitable[MessageStore]]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 async def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     """Opens stores of one kind; for a durable kind each call reopens the same data."""
     opened: list[MessageStore] = []
+    dsn = request.getfixturevalue("postgres_dsn") if request.param == "postgresql" else ""
 
     async def factory() -> MessageStore:
-        store: MessageStore = (
-            MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "hubbub.db")
-        )
+        store: MessageStore
+        if request.param == "memory":
+            store = MemoryStore()
+        elif request.param == "sqlite":
+            store = SqliteStore(tmp_path / "hubbub.db")
+        else:
+            store = PostgresStore(dsn)
         await store.open()
         opened.append(store)
         return store

@@ -7,6 +7,7 @@ import pytest
 from hubbub.config import Settings
 from hubbub.server.app import build_store
 from hubbub.store.memory import MemoryStore
+from hubbub.store.postgres import PostgresStore
 from hubbub.store.sqlite import SqliteStore
 
 
@@ -26,3 +27,10 @@ def test_the_sqlite_store_gets_the_settings_durability_and_pacing(
 
 def test_the_memory_store_is_built_when_asked_for() -> None:
     assert isinstance(build_store(Settings(store="memory")), MemoryStore)
+
+
+def test_a_postgresql_url_builds_the_postgresql_store_on_it() -> None:
+    url = "postgresql://hubbub@127.0.0.1:5432/chat"
+    store = build_store(Settings(store=url))
+    assert isinstance(store, PostgresStore)
+    assert store.dsn == url

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from hubbub.broker.base import Broker
 from hubbub.broker.redis import RedisBroker
-from hubbub.config import Settings
+from hubbub.config import Settings, is_postgres_url
 from hubbub.presence.base import Presence
 from hubbub.presence.redis import RedisPresence
 from hubbub.core.admission import Admission
@@ -22,12 +22,15 @@ from hubbub.server.websocket import websocket_endpoint
 from hubbub.server.ws_protocol import CLOSE_GRACE_SECONDS
 from hubbub.store.base import MessageStore
 from hubbub.store.memory import MemoryStore
+from hubbub.store.postgres import PostgresStore
 from hubbub.store.sqlite import SqliteStore
 
 
 def build_store(settings: Settings) -> MessageStore:
     if settings.store == "memory":
         return MemoryStore()
+    if is_postgres_url(settings.store):
+        return PostgresStore(settings.store)
     return SqliteStore(
         Path(settings.data_dir) / "hubbub.db",
         busy_timeout_ms=int(settings.sqlite_busy_timeout * 1000),

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from hubbub.config import Settings
+from hubbub.config import Settings, is_postgres_url
 from hubbub.server.app import build_app
 from hubbub.server.gc_tuning import tune_for_serving
 from hubbub.server.keys import NODE
 from hubbub.server.listener import Listener
 from hubbub.server.node import Node
+from hubbub.store.postgres import where
 
 log = logging.getLogger("hubbub")
 
@@ -65,6 +66,13 @@ async def start(settings: Settings) -> RunningServer:
     return RunningServer(runner, listener, app[NODE], settings.host, port, tls is not None)
 
 
+def describe_store(settings: Settings) -> str:
+    """The store, for the log: never a password."""
+    if is_postgres_url(settings.store):
+        return f"postgresql at {where(settings.store)}"
+    return "memory" if settings.store == "memory" else f"sqlite in {settings.data_dir}"
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     server = await start(settings)
@@ -72,7 +80,7 @@ async def serve(settings: Settings) -> None:
     log.info(
         "hubbub listening on %s (store: %s; authentication: %s)",
         server.url,
-        "memory" if settings.store == "memory" else f"sqlite in {settings.data_dir}",
+        describe_store(settings),
         "HS256 tokens" if settings.auth_secret else "none, the server is open to anyone",
     )
     stop = asyncio.Event()
