@@ -10,10 +10,10 @@ from aiohttp import web
 from hubbub.broker.base import Broker
 from hubbub.broker.redis import RedisBroker
 from hubbub.config import Settings, is_postgres_url
-from hubbub.presence.base import Presence
-from hubbub.presence.redis import RedisPresence
 from hubbub.core.admission import Admission
 from hubbub.core.origins import OriginPolicy
+from hubbub.presence.base import Presence
+from hubbub.presence.redis import RedisPresence
 from hubbub.server import http
 from hubbub.server.connection import GOING_AWAY
 from hubbub.server.keys import ADMISSION, NODE, ORIGINS
