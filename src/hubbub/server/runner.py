@@ -14,6 +14,7 @@ from hubbub.server.gc_tuning import tune_for_serving
 from hubbub.server.keys import NODE
 from hubbub.server.listener import Listener
 from hubbub.server.node import Node
+from hubbub.server.takeover import check_aiohttp
 
 log = logging.getLogger("hubbub")
 
@@ -56,11 +57,17 @@ async def start(settings: Settings) -> RunningServer:
     tls = tls_context(settings)
     app = build_app(settings)
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+        handler_cancellation=False,
     )
     listener = Listener(runner, settings.handshake_timeout)
     app.middlewares.append(listener.middleware)
     await runner.setup()
+    assert runner.server is not None, "set up by runner.setup()"
+    check_aiohttp(runner.server)
     port = await listener.start(settings.host, settings.port, tls)
     return RunningServer(runner, listener, app[NODE], settings.host, port, tls is not None)
 
