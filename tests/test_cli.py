@@ -170,3 +170,19 @@ async def test_tls_works_under_the_cli_event_loop(
                 while (event := await ws.receive_json())["type"] != "ack":
                     pass
             assert event["ref"] == "j"
+
+
+@pytest.mark.parametrize(("level", "shown"), [("debug", True), ("info", False)])
+async def test_frames_are_logged_at_debug_only(
+    spawn_server: SpawnServer, level: str, shown: bool
+) -> None:
+    server = await spawn_server("--store", "memory", "--log-level", level)
+    async with await ChatClient.connect(server.ws_url) as client:
+        await client.join("r", "ann")
+        await client.say("framed")
+    server.process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(10):
+        assert await server.process.wait() == 0
+    log = await server.log()
+    assert ("hubbub.frames: < TEXT" in log) is shown
+    assert "hubbub.connection: close" in log

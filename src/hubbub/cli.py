@@ -139,11 +139,7 @@ def serve(**options: object) -> None:
         raise click.BadParameter(
             error.rule, param_hint=f"{flag} / HUBBUB_{error.setting.upper()}"
         ) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(settings.log_level)
     _run(settings)
 
 
@@ -162,6 +158,18 @@ def token(subject: str, rooms: str | None, ttl: int, secret: str) -> None:
     """Print a token for testing an --auth-secret server."""
     room_list = None if rooms is None else [room.strip() for room in rooms.split(",") if room]
     click.echo(issue_token(secret, subject, room_list, int(time.time()) + ttl))
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if level != "debug":
+        # websockets' "connection open" and "connection closed" would repeat Hubbub's
+        # own line for each; at debug its log is the point: every frame.
+        logging.getLogger("hubbub.frames").setLevel(logging.WARNING)
 
 
 def _run(settings: Settings) -> None:
