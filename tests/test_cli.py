@@ -131,6 +131,39 @@ def test_token_command_prints_a_token_the_server_accepts() -> None:
     assert identity == Identity("alice", frozenset({"general", "dev"}))
 
 
+@pytest.mark.parametrize(
+    ("args", "secret", "named", "reason"),
+    [
+        ([], "short", "--secret", "at least 32 bytes"),
+        (["--sub", ""], "s" * 40, "--sub", "username must be 1 to 32"),
+        (["--sub", "   "], "s" * 40, "--sub", "username must be 1 to 32"),
+        (["--sub", "x" * 40], "s" * 40, "--sub", "username must be 1 to 32"),
+        (["--rooms", "general,no spaces"], "s" * 40, "--rooms", "room must be 1 to 64"),
+        (["--rooms", " , "], "s" * 40, "--rooms", "names no room"),
+        (["--ttl", "-60"], "s" * 40, "--ttl", "-60 is not in the range"),
+        (["--ttl", "0"], "s" * 40, "--ttl", "0 is not in the range"),
+    ],
+    ids=[
+        "short-secret",
+        "empty-sub",
+        "blank-sub",
+        "long-sub",
+        "bad-room",
+        "no-room",
+        "negative-ttl",
+        "zero-ttl",
+    ],
+)
+def test_token_command_refuses_what_the_server_would_refuse(
+    args: list[str], secret: str, named: str, reason: str
+) -> None:
+    result = run_cli("token", "--sub", "alice", *args, env={"HUBBUB_AUTH_SECRET": secret})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert named in result.stderr
+    assert reason in " ".join(result.stderr.split())
+
+
 def test_short_auth_secret_is_refused() -> None:
     result = run_cli("serve", "--auth-secret", "short")
     assert result.returncode == 2
