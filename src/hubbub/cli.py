@@ -17,6 +17,7 @@ from hubbub.core.auth import (
     issue_token,
     strong_secret,
 )
+from hubbub.server.runner import StartupError
 from hubbub.server.runner import serve as run_server
 
 _DEFAULTS = Settings()
@@ -147,7 +148,10 @@ def serve(**options: object) -> None:
             error.rule, param_hint=f"{flag} / HUBBUB_{error.setting.upper()}"
         ) from None
     _configure_logging(settings.log_level)
-    _run(settings)
+    try:
+        _run(settings)
+    except StartupError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command()
