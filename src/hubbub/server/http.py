@@ -14,6 +14,7 @@ from hubbub.protocol.validation import (
     MAX_ID,
     valid_room,
 )
+from hubbub.server.headers import page_headers
 from hubbub.server.keys import NODE
 from hubbub.store.base import StoreUnavailable
 
@@ -21,7 +22,9 @@ STATIC_DIR = Path(str(files("hubbub") / "static"))
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    return web.FileResponse(
+        STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache", **page_headers(request)}
+    )
 
 
 async def rooms(request: web.Request) -> web.Response:
