@@ -1,12 +1,13 @@
 """The HTTP routes: page, rooms, messages, stats, seed shapes, health and metrics."""
 
+import time
 from typing import Any
 
 import aiohttp
 import pytest
 
 from hubbub.server.runner import RunningServer
-from tests.conftest import Connect
+from tests.conftest import Connect, metric
 
 
 async def get(server: RunningServer, path: str) -> tuple[int, Any, str]:
@@ -117,3 +118,21 @@ async def test_metrics_in_prometheus_text(server: RunningServer, connect: Connec
     assert "hubbub_messages_total 1.0" in body
     assert "hubbub_connections 1.0" in body
     assert "hubbub_rooms 1.0" in body
+
+
+async def test_metrics_include_the_process(server: RunningServer, connect: Connect) -> None:
+    _, before, _ = await get(server, "/metrics")
+    clients = [await connect() for _ in range(3)]
+    for client in clients:
+        await client.join("r")
+    _, after, _ = await get(server, "/metrics")
+    # Client and server share this process: each connection is two descriptors.
+    opened = metric(after, "process_open_fds") - metric(before, "process_open_fds")
+    assert opened >= 2 * len(clients)
+    assert metric(after, "process_max_fds") >= metric(after, "process_open_fds")
+    assert metric(after, "process_resident_memory_bytes") > 1024 * 1024
+    assert metric(after, "process_virtual_memory_bytes") >= metric(
+        after, "process_resident_memory_bytes"
+    )
+    assert metric(after, "process_cpu_seconds_total") > 0
+    assert metric(after, "process_start_time_seconds") <= time.time()
