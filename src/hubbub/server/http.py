@@ -37,9 +37,13 @@ async def rooms(request: web.Request) -> web.Response:
 
 
 async def room_messages(request: web.Request) -> web.Response:
+    """A page of a room's stored messages, oldest first: the newest ones (below `before`),
+    or with `after` the oldest ones above it, for a backend that pages forward; with
+    both, those between the two."""
     try:
         room = valid_room(request.match_info["name"])
         before = _int_query(request, "before", None, 0, MAX_ID)
+        after = _int_query(request, "after", None, 0, MAX_ID)
         limit = _int_query(request, "limit", DEFAULT_HISTORY_LIMIT, 1, MAX_HISTORY_LIMIT)
         assert limit is not None
     except Refusal as refusal:
@@ -53,19 +57,24 @@ async def room_messages(request: web.Request) -> web.Response:
         if not identity.may_join(room):
             message = f"your token does not allow room {room!r}"
             return web.json_response({"error": "unauthorized", "message": message}, status=403)
+    store = request.app[NODE].store
     try:
-        page = await request.app[NODE].store.history(room, before, limit)
+        if after is None:
+            page = await store.history(room, before, limit)
+        else:
+            page = await store.since(room, after, None if before is None else before - 1, limit)
     except StoreUnavailable:
         return web.json_response(
             {"error": "unavailable", "message": "message store unavailable; retry"}, status=503
         )
-    return web.json_response(
-        {
-            "room": room,
-            "messages": [message.to_wire() for message in page.messages],
-            "has_more": page.has_more,
-        }
-    )
+    body: dict[str, object] = {
+        "room": room,
+        "messages": [message.to_wire() for message in page.messages],
+        "has_more": page.has_more,
+    }
+    if after is not None:
+        body["truncated"] = page.truncated
+    return web.json_response(body)
 
 
 def _bearer(request: web.Request) -> str | None:
