@@ -4,6 +4,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 from dataclasses import fields
@@ -131,10 +132,102 @@ def test_token_command_prints_a_token_the_server_accepts() -> None:
     assert identity == Identity("alice", frozenset({"general", "dev"}))
 
 
+@pytest.mark.parametrize(
+    ("args", "secret", "named", "reason"),
+    [
+        ([], "short", "--secret", "at least 32 bytes"),
+        (["--sub", ""], "s" * 40, "--sub", "username must be 1 to 32"),
+        (["--sub", "   "], "s" * 40, "--sub", "username must be 1 to 32"),
+        (["--sub", "x" * 40], "s" * 40, "--sub", "username must be 1 to 32"),
+        (["--rooms", "general,no spaces"], "s" * 40, "--rooms", "room must be 1 to 64"),
+        (["--rooms", " , "], "s" * 40, "--rooms", "names no room"),
+        (["--ttl", "-60"], "s" * 40, "--ttl", "-60 is not in the range"),
+        (["--ttl", "0"], "s" * 40, "--ttl", "0 is not in the range"),
+    ],
+    ids=[
+        "short-secret",
+        "empty-sub",
+        "blank-sub",
+        "long-sub",
+        "bad-room",
+        "no-room",
+        "negative-ttl",
+        "zero-ttl",
+    ],
+)
+def test_token_command_refuses_what_the_server_would_refuse(
+    args: list[str], secret: str, named: str, reason: str
+) -> None:
+    result = run_cli("token", "--sub", "alice", *args, env={"HUBBUB_AUTH_SECRET": secret})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert named in result.stderr
+    assert reason in " ".join(result.stderr.split())
+
+
 def test_short_auth_secret_is_refused() -> None:
     result = run_cli("serve", "--auth-secret", "short")
     assert result.returncode == 2
     assert "--auth-secret" in result.stderr
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *named: str) -> None:
+    """Exit 1 with one line on stderr (no traceback) that names what is wrong."""
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for name in named:
+        assert name in lines[0]
+
+
+def test_a_busy_port_is_said_in_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_cli("serve", "--store", "memory", "--port", port)
+    assert_one_line_error(result, f"127.0.0.1 port {port}", "in use")
+
+
+def test_a_missing_certificate_file_is_said_in_one_line(tmp_path: Path) -> None:
+    keyfile, missing = tmp_path / "key.pem", tmp_path / "missing.pem"
+    trustme.CA().issue_cert("127.0.0.1").private_key_pem.write_to_path(str(keyfile))
+    result = run_cli(
+        "serve",
+        "--store",
+        "memory",
+        "--port",
+        "0",
+        "--certfile",
+        str(missing),
+        "--keyfile",
+        str(keyfile),
+    )
+    assert_one_line_error(result, f"--certfile {missing}", "No such file")
+
+
+def test_a_certificate_that_is_not_one_is_said_in_one_line(tmp_path: Path) -> None:
+    keyfile, certfile = tmp_path / "key.pem", tmp_path / "cert.pem"
+    trustme.CA().issue_cert("127.0.0.1").private_key_pem.write_to_path(str(keyfile))
+    certfile.write_text("not a certificate\n")
+    result = run_cli(
+        "serve",
+        "--store",
+        "memory",
+        "--port",
+        "0",
+        "--certfile",
+        str(certfile),
+        "--keyfile",
+        str(keyfile),
+    )
+    assert_one_line_error(result, f"--certfile {certfile}", f"--keyfile {keyfile}")
+
+
+def test_a_store_that_cannot_open_is_said_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "hubbub.db").mkdir()
+    result = run_cli("serve", "--port", "0", "--data-dir", str(tmp_path))
+    assert_one_line_error(result, f"--data-dir {tmp_path}")
 
 
 async def test_open_server_says_so_when_it_starts(spawn_server: SpawnServer) -> None:
@@ -170,3 +263,19 @@ async def test_tls_works_under_the_cli_event_loop(
                 while (event := await ws.receive_json())["type"] != "ack":
                     pass
             assert event["ref"] == "j"
+
+
+@pytest.mark.parametrize(("level", "shown"), [("debug", True), ("info", False)])
+async def test_frames_are_logged_at_debug_only(
+    spawn_server: SpawnServer, level: str, shown: bool
+) -> None:
+    server = await spawn_server("--store", "memory", "--log-level", level)
+    async with await ChatClient.connect(server.ws_url) as client:
+        await client.join("r", "ann")
+        await client.say("framed")
+    server.process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(10):
+        assert await server.process.wait() == 0
+    log = await server.log()
+    assert ("hubbub.frames: < TEXT" in log) is shown
+    assert "hubbub.connection: close" in log

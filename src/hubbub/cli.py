@@ -9,7 +9,15 @@ from typing import Any, ClassVar
 import click
 
 from hubbub.config import ConfigError, Settings
-from hubbub.core.auth import issue_token
+from hubbub.core.auth import (
+    MIN_SECRET_BYTES,
+    InvalidToken,
+    claimed_rooms,
+    claimed_username,
+    issue_token,
+    strong_secret,
+)
+from hubbub.server.runner import StartupError
 from hubbub.server.runner import serve as run_server
 from hubbub.store.base import StoreUnavailable
 
@@ -154,18 +162,25 @@ def serve(**options: object) -> None:
         raise click.BadParameter(
             error.rule, param_hint=f"{flag} / HUBBUB_{error.setting.upper()}"
         ) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    _run(settings)
+    _configure_logging(settings.log_level)
+    try:
+        _run(settings)
+    except StartupError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command()
-@click.option("--sub", "subject", required=True, help="The username.")
+@click.option(
+    "--sub", "subject", required=True, help="The username (1 to 32 printable characters)."
+)
 @click.option("--rooms", default=None, help="Comma-separated rooms it may join (default: any).")
-@click.option("--ttl", default=3600, show_default=True, help="Seconds until it expires.")
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    help="Seconds until it expires.",
+)
 @click.option(
     "--secret",
     envvar="HUBBUB_AUTH_SECRET",
@@ -174,9 +189,47 @@ def serve(**options: object) -> None:
     help="The server's --auth-secret.",
 )
 def token(subject: str, rooms: str | None, ttl: int, secret: str) -> None:
-    """Print a token for testing an --auth-secret server."""
-    room_list = None if rooms is None else [room.strip() for room in rooms.split(",") if room]
+    """Print a token for testing an --auth-secret server.
+
+    What the server would refuse (a short secret, a bad username or room name) is
+    refused here, with the reason, rather than printed."""
+    if not strong_secret(secret):
+        raise click.BadParameter(
+            f"must be at least {MIN_SECRET_BYTES} bytes (HS256), like the server's --auth-secret",
+            param_hint="--secret / HUBBUB_AUTH_SECRET",
+        )
+    try:
+        claimed_username(subject)
+    except InvalidToken as error:
+        raise click.BadParameter(_reason(error), param_hint="--sub") from None
+    room_list = None
+    if rooms is not None:
+        room_list = [room.strip() for room in rooms.split(",") if room.strip()]
+        if not room_list:
+            raise click.BadParameter(
+                "names no room; leave --rooms out to allow any room", param_hint="--rooms"
+            )
+        try:
+            claimed_rooms(room_list)
+        except InvalidToken as error:
+            raise click.BadParameter(_reason(error), param_hint="--rooms") from None
     click.echo(issue_token(secret, subject, room_list, int(time.time()) + ttl))
+
+
+def _reason(error: InvalidToken) -> str:
+    return str(error).removeprefix("invalid claim: ")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if level != "debug":
+        # websockets' "connection open" and "connection closed" would repeat Hubbub's
+        # own line for each; at debug its log is the point: every frame.
+        logging.getLogger("hubbub.frames").setLevel(logging.WARNING)
 
 
 def _run(settings: Settings) -> None:

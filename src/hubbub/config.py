@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from hubbub.core.auth import MIN_SECRET_BYTES, strong_secret
+
 
 class ConfigError(ValueError):
     """A setting has a value the server cannot run with."""
@@ -111,8 +113,8 @@ class Settings:
         _require("keyfile", bool(self.certfile) == bool(self.keyfile), "goes with certfile")
         _require(
             "auth_secret",
-            not self.auth_secret or len(self.auth_secret.encode()) >= 32,
-            "must be at least 32 bytes (HS256)",
+            not self.auth_secret or strong_secret(self.auth_secret),
+            f"must be at least {MIN_SECRET_BYTES} bytes (HS256)",
         )
         _require(
             "store",

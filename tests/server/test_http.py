@@ -1,12 +1,15 @@
 """The HTTP routes: page, rooms, messages, stats, seed shapes, health and metrics."""
 
+import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from hubbub.client import ChatClient
 from hubbub.server.runner import RunningServer
-from tests.conftest import Connect
+from tests.conftest import Connect, StartServer, metric
 
 
 async def get(server: RunningServer, path: str) -> tuple[int, Any, str]:
@@ -87,7 +90,14 @@ async def test_room_messages_pages_like_history(server: RunningServer, connect: 
 
 @pytest.mark.parametrize(
     "path",
-    ["/rooms/r/messages?limit=0", "/rooms/r/messages?limit=x", "/rooms/r/messages?before=-2"],
+    [
+        "/rooms/r/messages?limit=0",
+        "/rooms/r/messages?limit=x",
+        "/rooms/r/messages?before=-2",
+        "/rooms/r/messages?after=-1",
+        "/rooms/r/messages?after=x",
+        f"/rooms/r/messages?after={2**63}",
+    ],
 )
 async def test_room_messages_rejects_bad_queries(server: RunningServer, path: str) -> None:
     status, body, _ = await get(server, path)
@@ -117,3 +127,76 @@ async def test_metrics_in_prometheus_text(server: RunningServer, connect: Connec
     assert "hubbub_messages_total 1.0" in body
     assert "hubbub_connections 1.0" in body
     assert "hubbub_rooms 1.0" in body
+
+
+async def test_metrics_include_the_process(server: RunningServer, connect: Connect) -> None:
+    _, before, _ = await get(server, "/metrics")
+    clients = [await connect() for _ in range(3)]
+    for client in clients:
+        await client.join("r")
+    _, after, _ = await get(server, "/metrics")
+    # Client and server share this process: each connection is two descriptors.
+    opened = metric(after, "process_open_fds") - metric(before, "process_open_fds")
+    assert opened >= 2 * len(clients)
+    assert metric(after, "process_max_fds") >= metric(after, "process_open_fds")
+    assert metric(after, "process_resident_memory_bytes") > 1024 * 1024
+    assert metric(after, "process_virtual_memory_bytes") >= metric(
+        after, "process_resident_memory_bytes"
+    )
+    assert metric(after, "process_cpu_seconds_total") > 0
+    assert metric(after, "process_start_time_seconds") <= time.time()
+
+
+async def test_room_messages_page_forward_after_an_id(
+    server: RunningServer, connect: Connect
+) -> None:
+    ann = await connect()
+    await ann.join("r", "ann")
+    ids = [await ann.say(f"m{n}") for n in range(5)]
+    _, first, _ = await get(server, "/rooms/r/messages?after=0&limit=2")
+    assert [m["content"] for m in first["messages"]] == ["m0", "m1"]
+    assert first["has_more"] is True
+    assert first["truncated"] is False
+    _, second, _ = await get(server, f"/rooms/r/messages?after={ids[1]}&limit=2")
+    assert [m["id"] for m in second["messages"]] == ids[2:4]
+    assert second["has_more"] is True
+    _, last, _ = await get(server, f"/rooms/r/messages?after={ids[3]}&limit=2")
+    assert [m["id"] for m in last["messages"]] == ids[4:]
+    assert last["has_more"] is False
+    _, beyond, _ = await get(server, f"/rooms/r/messages?after={ids[4]}")
+    assert beyond == {"room": "r", "messages": [], "has_more": False, "truncated": False}
+
+
+async def test_room_messages_between_after_and_before(
+    server: RunningServer, connect: Connect
+) -> None:
+    ann = await connect()
+    await ann.join("r", "ann")
+    ids = [await ann.say(f"m{n}") for n in range(6)]
+    path = f"/rooms/r/messages?after={ids[0]}&before={ids[5]}"
+    _, between, _ = await get(server, f"{path}&limit=3")
+    assert [m["id"] for m in between["messages"]] == ids[1:4]
+    assert between["has_more"] is True
+    _, rest, _ = await get(server, f"/rooms/r/messages?after={ids[3]}&before={ids[5]}")
+    assert [m["id"] for m in rest["messages"]] == [ids[4]]
+    assert rest["has_more"] is False
+    _, crossed, _ = await get(server, f"/rooms/r/messages?after={ids[4]}&before={ids[2]}")
+    assert crossed["messages"] == []
+    assert crossed["has_more"] is False
+
+
+async def test_room_messages_after_says_when_retention_removed_some(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    first = await start_server(store="sqlite", data_dir=str(tmp_path))
+    async with await ChatClient.connect(first.ws_url) as ann:
+        await ann.join("r", "ann")
+        ids = [await ann.say(f"m{n}") for n in range(4)]
+    await first.stop()
+    # Retention runs when a server starts.
+    second = await start_server(store="sqlite", data_dir=str(tmp_path), history_max_per_room=2)
+    _, page, _ = await get(second, "/rooms/r/messages?after=0")
+    assert [m["id"] for m in page["messages"]] == ids[2:]
+    assert page["truncated"] is True
+    _, kept, _ = await get(second, f"/rooms/r/messages?after={ids[1]}")
+    assert kept["truncated"] is False

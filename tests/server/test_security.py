@@ -202,3 +202,128 @@ async def test_tls_serves_wss(
         assert (await ws.receive_json())["type"] == "welcome"
     with pytest.raises(aiohttp.ClientConnectorCertificateError):
         await upgrade_status(server.ws_url, ssl.create_default_context())
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    parsed = {}
+    for directive in policy.split(";"):
+        name, *sources = directive.split()
+        parsed[name] = sources
+    return parsed
+
+
+async def test_the_page_has_a_policy_that_allows_only_its_own_host(server: RunningServer) -> None:
+    async with aiohttp.ClientSession() as http, http.get(f"{server.url}/") as response:
+        assert response.status == 200
+        policy = directives(response.headers["Content-Security-Policy"])
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+    host = f"127.0.0.1:{server.port}"
+    assert policy == {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["data:"],
+        "connect-src": ["'self'", f"ws://{host}", f"wss://{host}"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+
+
+async def test_a_forged_host_adds_nothing_to_the_policy(server: RunningServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: x; script-src *\r\nConnection: close\r\n\r\n")
+        async with asyncio.timeout(10):
+            head = (await reader.readuntil(b"\r\n\r\n")).decode()
+    finally:
+        writer.close()
+    policy = next(
+        line.partition(":")[2]
+        for line in head.split("\r\n")
+        if line.lower().startswith("content-security-policy:")
+    )
+    assert directives(policy)["connect-src"] == ["'self'"]
+    assert directives(policy)["script-src"] == ["'self'"]
+
+
+@pytest.mark.parametrize("path", ["/static/app.js", "/static/style.css", "/rooms", "/healthz"])
+async def test_no_response_may_be_sniffed(server: RunningServer, path: str) -> None:
+    async with aiohttp.ClientSession() as http, http.get(server.url + path) as response:
+        assert response.status == 200
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+ALLOWED = "https://app.example"
+API_PATHS = ["/rooms", "/rooms/general/messages", "/stats", "/api/rooms", "/api/stats"]
+
+
+@pytest.fixture
+async def with_origins(start_server: StartServer) -> RunningServer:
+    return await start_server(allowed_origins=(ALLOWED,))
+
+
+@pytest.mark.parametrize("path", API_PATHS)
+async def test_the_api_may_be_read_by_allowed_origins_only(
+    with_origins: RunningServer, path: str
+) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(with_origins.url + path, headers={"Origin": ALLOWED}) as response:
+            assert response.status == 200
+            assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+            assert "Origin" in response.headers.getall("Vary")
+        elsewhere = {"Origin": "https://elsewhere.example"}
+        async with http.get(with_origins.url + path, headers=elsewhere) as response:
+            assert response.status == 200
+            assert "Access-Control-Allow-Origin" not in response.headers
+            assert "Origin" in response.headers.getall("Vary")
+
+
+@pytest.mark.parametrize("path", API_PATHS)
+async def test_a_preflight_allows_a_token_from_allowed_origins_only(
+    with_origins: RunningServer, path: str
+) -> None:
+    asking = {
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    async with aiohttp.ClientSession() as http:
+        headers = {"Origin": ALLOWED, **asking}
+        async with http.options(with_origins.url + path, headers=headers) as response:
+            assert response.status == 204
+            assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+            assert response.headers["Access-Control-Allow-Methods"] == "GET"
+            assert response.headers["Access-Control-Allow-Headers"] == "Authorization"
+            assert "Access-Control-Allow-Credentials" not in response.headers
+        headers = {"Origin": "https://elsewhere.example", **asking}
+        async with http.options(with_origins.url + path, headers=headers) as response:
+            assert response.status == 403
+            assert "Access-Control-Allow-Origin" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/metrics", "/static/app.js"])
+async def test_only_the_api_answers_other_origins(with_origins: RunningServer, path: str) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(with_origins.url + path, headers={"Origin": ALLOWED}) as response,
+    ):
+        assert response.status == 200
+        assert "Access-Control-Allow-Origin" not in response.headers
+
+
+async def test_an_allowed_origin_can_read_why_its_token_was_refused(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(auth_secret=SECRET, allowed_origins=(ALLOWED,))
+    url = f"{server.url}/rooms/general/messages"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, headers={"Origin": ALLOWED}) as response:
+            assert response.status == 401
+            assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+            assert (await response.json())["error"] == "unauthorized"
+        headers = {"Origin": ALLOWED, "Authorization": f"Bearer {token('bob', ['general'])}"}
+        async with http.get(url, headers=headers) as response:
+            assert response.status == 200
+            assert response.headers["Access-Control-Allow-Origin"] == ALLOWED

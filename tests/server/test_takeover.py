@@ -6,9 +6,13 @@ import struct
 
 import aiohttp
 import orjson
+import pytest
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from hubbub.client import ChatClient
 from hubbub.server.runner import RunningServer
+from hubbub.server.takeover import UnsupportedAiohttp, check_aiohttp
 from tests.conftest import StartServer, metric
 from tests.rawsocket import TEXT, WAIT, RawWebSocket, encode_frame
 
@@ -131,3 +135,28 @@ async def test_clients_gone_before_the_takeover_leave_no_connection_behind(
     async with await ChatClient.connect(server.ws_url) as client:
         await client.join("r", "alice")
         assert len(server.node.connections) == 1
+
+
+async def no_route(request: web.BaseRequest) -> web.StreamResponse:
+    raise web.HTTPNotFound()
+
+
+class TailElsewhere(web.Server):
+    """Makes handlers as an aiohttp that keeps an upgrade's tail under another name would."""
+
+    def __call__(self) -> RequestHandler:
+        handler = super().__call__()
+        del handler._message_tail
+        return handler
+
+
+async def test_an_aiohttp_that_keeps_the_upgrades_tail_elsewhere_is_refused() -> None:
+    """Otherwise the frames sent along with an upgrade would be dropped without a word."""
+    with pytest.raises(UnsupportedAiohttp, match=f"aiohttp {aiohttp.__version__} .*_message_tail"):
+        check_aiohttp(TailElsewhere(no_route))
+
+
+async def test_handler_cancellation_is_refused() -> None:
+    """The takeover ends the handler's connection from inside the handler itself."""
+    with pytest.raises(UnsupportedAiohttp, match="handler_cancellation"):
+        check_aiohttp(web.Server(no_route, handler_cancellation=True))

@@ -26,6 +26,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Coroutine
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -49,6 +50,12 @@ OUTBOX_LIMIT = 100_000
 CLOSE_TIMEOUT = 2.0
 _READY = b"hubbub-ready"
 _SYNC = "hubbub-sync-"
+
+
+def where(url: str) -> str:
+    """Host and port of a Redis URL, for messages: never its password."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port or 6379}"
 
 
 class BrokerUnavailable(Exception):
@@ -95,7 +102,7 @@ class RedisBroker:
             await self._redis.ping()
         except (RedisError, OSError) as error:
             await self.close()
-            raise BrokerUnavailable(f"cannot reach Redis at {self._url}: {error}") from error
+            raise BrokerUnavailable(f"cannot reach Redis at {where(self._url)}: {error}") from error
         first = asyncio.get_running_loop().create_future()
         self._spawn(self._listen_forever(first))
         self._spawn(self._publish_forever())

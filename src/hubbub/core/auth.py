@@ -12,6 +12,8 @@ from hubbub.protocol.errors import Refusal
 from hubbub.protocol.validation import valid_room, valid_username
 
 ALGORITHM = "HS256"
+MIN_SECRET_BYTES = 32
+"""An HS256 key as long as the hash at least (RFC 7518, section 3.2)."""
 
 
 class InvalidToken(Exception):
@@ -28,6 +30,32 @@ class Identity:
         return self.rooms is None or room in self.rooms
 
 
+def strong_secret(secret: str) -> bool:
+    return len(secret.encode()) >= MIN_SECRET_BYTES
+
+
+def claimed_username(value: object) -> str:
+    """The username of a `sub` (or `name`) claim, as the server takes it."""
+    if not isinstance(value, str):
+        raise InvalidToken("token has no 'sub' or 'name' claim")
+    try:
+        return valid_username(value)
+    except Refusal as refusal:
+        raise InvalidToken(f"invalid claim: {refusal.message}") from refusal
+
+
+def claimed_rooms(value: object) -> frozenset[str] | None:
+    """The rooms of a `rooms` claim, as the server takes them (None: any room)."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InvalidToken("'rooms' claim must be a list of room names")
+    try:
+        return frozenset(valid_room(room) for room in value)
+    except Refusal as refusal:
+        raise InvalidToken(f"invalid claim: {refusal.message}") from refusal
+
+
 def verify_token(token: str | None, secret: str) -> Identity:
     if not token:
         raise InvalidToken("a token is required (query parameter 'token')")
@@ -37,23 +65,12 @@ def verify_token(token: str | None, secret: str) -> Identity:
         raise InvalidToken("token expired") from error
     except jwt.InvalidTokenError as error:
         raise InvalidToken(f"invalid token: {error}") from error
-    name = claims.get("sub", claims.get("name"))
-    if not isinstance(name, str):
-        raise InvalidToken("token has no 'sub' or 'name' claim")
-    try:
-        username = valid_username(name)
-        rooms = claims.get("rooms")
-        if rooms is None:
-            return Identity(username)
-        if not isinstance(rooms, list):
-            raise InvalidToken("'rooms' claim must be a list of room names")
-        return Identity(username, frozenset(valid_room(room) for room in rooms))
-    except Refusal as refusal:
-        raise InvalidToken(f"invalid claim: {refusal.message}") from refusal
+    username = claimed_username(claims.get("sub", claims.get("name")))
+    return Identity(username, claimed_rooms(claims.get("rooms")))
 
 
 def issue_token(secret: str, subject: str, rooms: list[str] | None, expires_at: int) -> str:
-    """A token for `hubbub token` and for tests."""
+    """A token for `hubbub token` and for tests; it is not checked (see `hubbub token`)."""
     claims: dict[str, object] = {"sub": subject, "exp": expires_at}
     if rooms is not None:
         claims["rooms"] = rooms

@@ -14,7 +14,7 @@ from hubbub.core.admission import Admission
 from hubbub.core.origins import OriginPolicy
 from hubbub.presence.base import Presence
 from hubbub.presence.redis import RedisPresence
-from hubbub.server import http
+from hubbub.server import headers, http
 from hubbub.server.connection import GOING_AWAY
 from hubbub.server.keys import ADMISSION, NODE, ORIGINS
 from hubbub.server.node import Node
@@ -55,14 +55,19 @@ def build_app(settings: Settings, store: MessageStore | None = None) -> web.Appl
     app[ORIGINS] = OriginPolicy(settings.allowed_origins)
     app.router.add_get("/", http.index)
     app.router.add_get("/ws", websocket_endpoint)
-    app.router.add_get("/rooms", http.rooms)
-    app.router.add_get("/rooms/{name}/messages", http.room_messages)
-    app.router.add_get("/stats", http.stats)
-    app.router.add_get("/api/rooms", http.seed_rooms)
-    app.router.add_get("/api/stats", http.seed_stats)
+    for path, handler in (
+        ("/rooms", http.rooms),
+        ("/rooms/{name}/messages", http.room_messages),
+        ("/stats", http.stats),
+        ("/api/rooms", http.seed_rooms),
+        ("/api/stats", http.seed_stats),
+    ):
+        app.router.add_get(path, headers.cors(handler))
+        app.router.add_route("OPTIONS", path, headers.preflight)
     app.router.add_get("/healthz", http.healthz)
     app.router.add_get("/metrics", http.metrics)
     app.router.add_static("/static/", http.STATIC_DIR)
+    app.on_response_prepare.append(headers.no_sniffing)
     app.on_startup.append(_start_node)
     app.on_shutdown.append(_close_connections)
     app.on_cleanup.append(_stop_node)

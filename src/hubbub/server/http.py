@@ -15,6 +15,7 @@ from hubbub.protocol.validation import (
     MAX_ID,
     valid_room,
 )
+from hubbub.server.headers import page_headers
 from hubbub.server.keys import NODE
 from hubbub.store.base import StoreUnavailable
 
@@ -22,7 +23,9 @@ STATIC_DIR = Path(str(files("hubbub") / "static"))
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    return web.FileResponse(
+        STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache", **page_headers(request)}
+    )
 
 
 async def rooms(request: web.Request) -> web.Response:
@@ -41,9 +44,13 @@ def _presence_unavailable() -> web.Response:
 
 
 async def room_messages(request: web.Request) -> web.Response:
+    """A page of a room's stored messages, oldest first: the newest ones (below `before`),
+    or with `after` the oldest ones above it, for a backend that pages forward; with
+    both, those between the two."""
     try:
         room = valid_room(request.match_info["name"])
         before = _int_query(request, "before", None, 0, MAX_ID)
+        after = _int_query(request, "after", None, 0, MAX_ID)
         limit = _int_query(request, "limit", DEFAULT_HISTORY_LIMIT, 1, MAX_HISTORY_LIMIT)
         assert limit is not None
     except Refusal as refusal:
@@ -57,19 +64,24 @@ async def room_messages(request: web.Request) -> web.Response:
         if not identity.may_join(room):
             message = f"your token does not allow room {room!r}"
             return web.json_response({"error": "unauthorized", "message": message}, status=403)
+    store = request.app[NODE].store
     try:
-        page = await request.app[NODE].store.history(room, before, limit)
+        if after is None:
+            page = await store.history(room, before, limit)
+        else:
+            page = await store.since(room, after, None if before is None else before - 1, limit)
     except StoreUnavailable:
         return web.json_response(
             {"error": "unavailable", "message": "message store unavailable; retry"}, status=503
         )
-    return web.json_response(
-        {
-            "room": room,
-            "messages": [message.to_wire() for message in page.messages],
-            "has_more": page.has_more,
-        }
-    )
+    body: dict[str, object] = {
+        "room": room,
+        "messages": [message.to_wire() for message in page.messages],
+        "has_more": page.has_more,
+    }
+    if after is not None:
+        body["truncated"] = page.truncated
+    return web.json_response(body)
 
 
 def _bearer(request: web.Request) -> str | None:

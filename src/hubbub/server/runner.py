@@ -2,18 +2,26 @@
 
 import asyncio
 import logging
+import os
 import signal
+import socket
+import sqlite3
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
+from hubbub.broker.redis import BrokerUnavailable
 from hubbub.config import Settings, is_postgres_url
+from hubbub.presence.base import PresenceUnavailable
 from hubbub.server.app import build_app
 from hubbub.server.gc_tuning import tune_for_serving
 from hubbub.server.keys import NODE
 from hubbub.server.listener import Listener
 from hubbub.server.node import Node
+from hubbub.server.takeover import UnsupportedAiohttp, check_aiohttp
+from hubbub.store.base import StoreUnavailable
 from hubbub.store.postgres import where
 
 log = logging.getLogger("hubbub")
@@ -45,24 +53,63 @@ class RunningServer:
         await self.runner.cleanup()
 
 
+class StartupError(Exception):
+    """The server cannot start, for a reason that one line says (the CLI prints it alone)."""
+
+
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
     if not settings.certfile:
         return None
+    for flag, path in (("--certfile", settings.certfile), ("--keyfile", settings.keyfile)):
+        try:
+            Path(path).open("rb").close()
+        except OSError as error:
+            raise StartupError(f"cannot read {flag} {path}: {error.strerror}") from error
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(settings.certfile, settings.keyfile)
+    try:
+        context.load_cert_chain(settings.certfile, settings.keyfile)
+    except ssl.SSLError as error:
+        raise StartupError(
+            f"cannot use --certfile {settings.certfile} with --keyfile {settings.keyfile} "
+            f"as a PEM certificate chain and its private key: {error.reason or error}"
+        ) from error
     return context
 
 
 async def start(settings: Settings) -> RunningServer:
+    """Listen with `settings`; raises `StartupError` when that cannot be done."""
     tls = tls_context(settings)
     app = build_app(settings)
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+        handler_cancellation=False,
     )
     listener = Listener(runner, settings.handshake_timeout)
     app.middlewares.append(listener.middleware)
-    await runner.setup()
-    port = await listener.start(settings.host, settings.port, tls)
+    try:
+        await runner.setup()
+    except (BrokerUnavailable, PresenceUnavailable) as error:
+        raise StartupError(f"cannot use Redis for the cluster: {error}") from error
+    except (OSError, sqlite3.Error, StoreUnavailable) as error:
+        # The process is about to end: what the store half-opened is left to it.
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else error
+        where = "" if is_postgres_url(settings.store) else f" in --data-dir {settings.data_dir}"
+        raise StartupError(f"cannot open the message store{where}: {reason}") from error
+    try:
+        assert runner.server is not None, "set up by runner.setup()"
+        check_aiohttp(runner.server)
+        port = await listener.start(settings.host, settings.port, tls)
+    except UnsupportedAiohttp as error:
+        await runner.cleanup()
+        raise StartupError(str(error)) from error
+    except OSError as error:
+        await runner.cleanup()
+        raise StartupError(
+            f"cannot listen on {settings.host} port {settings.port}: {_reason(error)}"
+        ) from error
     return RunningServer(runner, listener, app[NODE], settings.host, port, tls is not None)
 
 
@@ -71,6 +118,13 @@ def describe_store(settings: Settings) -> str:
     if is_postgres_url(settings.store):
         return f"postgresql at {where(settings.store)}"
     return "memory" if settings.store == "memory" else f"sqlite in {settings.data_dir}"
+
+
+def _reason(error: OSError) -> str:
+    """asyncio's bind errors carry a sentence of their own; the errno says it shortest."""
+    if isinstance(error, socket.gaierror) or not error.errno:
+        return str(error.strerror or error)
+    return os.strerror(error.errno)
 
 
 async def serve(settings: Settings) -> None:

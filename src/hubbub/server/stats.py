@@ -3,7 +3,7 @@
 from collections import deque
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -84,3 +84,6 @@ class Metrics:
         self.rooms = Gauge("hubbub_rooms", "Rooms with at least one member", registry=self.registry)
         self.gc_pauses = GcPauses()
         self.registry.register(self.gc_pauses)
+        # process_*: memory, CPU time, open and maximum file descriptors, start time
+        # (read from /proc when scraped; elsewhere there are none).
+        ProcessCollector(registry=self.registry)

@@ -37,9 +37,8 @@ from hubbub.server.ws_protocol import WebSocketProtocol
 log = logging.getLogger("hubbub.connection")
 
 _frames_log = logging.getLogger("hubbub.frames")
-"""websockets' own log of each connection (open, closed, every frame at DEBUG): quiet
-unless asked for, since Hubbub logs each connection's open and close itself."""
-_frames_log.setLevel(logging.WARNING)
+"""websockets' own log of each connection (open, closed, every frame at DEBUG); the CLI
+keeps it quiet unless `--log-level debug` asks for it."""
 
 _REFUSALS = {
     Refused.SERVER_FULL: "server is at its connection limit",
