@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from hubbub.protocol.errors import Refusal
+from hubbub.protocol.errors import ErrorCode, Refusal
 from hubbub.protocol.validation import valid_room, valid_username
 
 ALGORITHM = "HS256"
@@ -28,6 +28,13 @@ class Identity:
 
     def may_join(self, room: str) -> bool:
         return self.rooms is None or room in self.rooms
+
+
+def check_may_read(identity: Identity | None, room: str) -> None:
+    """Refuse (`unauthorized`) a room the identity's token does not allow: for joining
+    it, and for reading its history over WebSocket or HTTP alike."""
+    if identity is not None and not identity.may_join(room):
+        raise Refusal(ErrorCode.UNAUTHORIZED, f"your token does not allow room {room!r}")
 
 
 def strong_secret(secret: str) -> bool:

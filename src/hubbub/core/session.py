@@ -9,7 +9,7 @@ the server's business.
 from collections.abc import Callable
 
 from hubbub.core.actions import Action, Close, Enter, Exit, FetchHistory, Notify, Publish, Reply
-from hubbub.core.auth import Identity
+from hubbub.core.auth import Identity, check_may_read
 from hubbub.core.ratelimit import RateLimiter
 from hubbub.protocol.commands import Command, History, Join, Leave, Ping, Post, Typing
 from hubbub.protocol.errors import ErrorCode, Ref, Refusal
@@ -57,7 +57,7 @@ class Session:
     def _accept(self, command: Command) -> list[Action]:
         match command:
             case Join(room, username, since, ref, username_error):
-                self._check_may_read(room)
+                check_may_read(self._identity, room)
                 if room not in self.rooms and len(self.rooms) >= self._max_rooms:
                     rooms = "room" if self._max_rooms == 1 else "rooms"
                     raise Refusal(
@@ -86,7 +86,7 @@ class Session:
                 del self.rooms[target]
                 return [Exit(target), *_ack(ref)]
             case History(room, before, limit, ref):
-                self._check_may_read(room)
+                check_may_read(self._identity, room)
                 return [FetchHistory(room, before, limit, ref)]
             case Ping(ref):
                 return [Reply(Pong()), *_ack(ref)]
@@ -94,10 +94,6 @@ class Session:
     def forget_room(self, room: str) -> None:
         """The server could not complete a join (the room is full)."""
         self.rooms.pop(room, None)
-
-    def _check_may_read(self, room: str) -> None:
-        if self._identity is not None and not self._identity.may_join(room):
-            raise Refusal(ErrorCode.UNAUTHORIZED, f"your token does not allow room {room!r}")
 
     def _name(self) -> str:
         assert self.username is not None, "a connection in a room has a username"

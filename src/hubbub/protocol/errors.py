@@ -22,6 +22,20 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
 
 
+HTTP_STATUS = {
+    ErrorCode.BAD_JSON: 400,
+    ErrorCode.BAD_ENCODING: 400,
+    ErrorCode.UNKNOWN_TYPE: 400,
+    ErrorCode.INVALID_FIELD: 400,
+    ErrorCode.NOT_IN_ROOM: 403,
+    ErrorCode.UNAUTHORIZED: 403,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.ROOM_FULL: 409,
+    ErrorCode.UNAVAILABLE: 503,
+    ErrorCode.INTERNAL: 500,
+}
+"""The HTTP status of a refusal answered over HTTP instead of as an `error` event."""
+
 Ref = str | int
 
 

@@ -25,6 +25,7 @@ from hubbub.protocol.errors import ErrorCode, Refusal
 from hubbub.protocol.events import Ack, Error, HistoryPage
 from hubbub.protocol.validation import parse_command
 from hubbub.server.connection import Connection, Phase
+from hubbub.server.history import read_page
 from hubbub.server.rooms import Rooms, SendError
 from hubbub.server.stats import Metrics
 from hubbub.store.base import Appended, MessageStore, Retry, StoreUnavailable
@@ -150,11 +151,9 @@ class Dispatcher:
 
     async def _history(self, connection: Connection, action: FetchHistory) -> None:
         try:
-            page = await self._store.history(action.room, action.before, action.limit)
-        except StoreUnavailable:
-            self.send_error(
-                connection, ErrorCode.UNAVAILABLE, "message store unavailable; retry", action.ref
-            )
+            page = await read_page(self._store, action.room, action.before, None, action.limit)
+        except Refusal as refusal:
+            self.send_error(connection, refusal.code, refusal.message, action.ref)
             return
         connection.send(HistoryPage(action.room, page.messages, page.has_more))
         if action.ref is not None:

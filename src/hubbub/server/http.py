@@ -6,9 +6,9 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from hubbub.core.auth import InvalidToken, verify_token
+from hubbub.core.auth import InvalidToken, check_may_read, verify_token
 from hubbub.presence.base import PresenceUnavailable
-from hubbub.protocol.errors import ErrorCode, Refusal
+from hubbub.protocol.errors import HTTP_STATUS, ErrorCode, Refusal
 from hubbub.protocol.validation import (
     DEFAULT_HISTORY_LIMIT,
     MAX_HISTORY_LIMIT,
@@ -16,8 +16,8 @@ from hubbub.protocol.validation import (
     valid_room,
 )
 from hubbub.server.headers import page_headers
+from hubbub.server.history import read_page
 from hubbub.server.keys import NODE
-from hubbub.store.base import StoreUnavailable
 
 STATIC_DIR = Path(str(files("hubbub") / "static"))
 
@@ -54,26 +54,16 @@ async def room_messages(request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", DEFAULT_HISTORY_LIMIT, 1, MAX_HISTORY_LIMIT)
         assert limit is not None
     except Refusal as refusal:
-        return web.json_response({"error": refusal.code, "message": refusal.message}, status=400)
-    secret = request.app[NODE].settings.auth_secret
-    if secret:
-        try:
-            identity = verify_token(_bearer(request), secret)
-        except InvalidToken as error:
-            return web.json_response({"error": "unauthorized", "message": str(error)}, status=401)
-        if not identity.may_join(room):
-            message = f"your token does not allow room {room!r}"
-            return web.json_response({"error": "unauthorized", "message": message}, status=403)
-    store = request.app[NODE].store
+        return _refused(refusal)
+    node = request.app[NODE]
     try:
-        if after is None:
-            page = await store.history(room, before, limit)
-        else:
-            page = await store.since(room, after, None if before is None else before - 1, limit)
-    except StoreUnavailable:
-        return web.json_response(
-            {"error": "unavailable", "message": "message store unavailable; retry"}, status=503
-        )
+        if node.settings.auth_secret:
+            check_may_read(verify_token(_bearer(request), node.settings.auth_secret), room)
+        page = await read_page(node.store, room, before, after, limit)
+    except InvalidToken as error:
+        return web.json_response({"error": "unauthorized", "message": str(error)}, status=401)
+    except Refusal as refusal:
+        return _refused(refusal)
     body: dict[str, object] = {
         "room": room,
         "messages": [message.to_wire() for message in page.messages],
@@ -82,6 +72,12 @@ async def room_messages(request: web.Request) -> web.Response:
     if after is not None:
         body["truncated"] = page.truncated
     return web.json_response(body)
+
+
+def _refused(refusal: Refusal) -> web.Response:
+    return web.json_response(
+        {"error": refusal.code, "message": refusal.message}, status=HTTP_STATUS[refusal.code]
+    )
 
 
 def _bearer(request: web.Request) -> str | None:
