@@ -265,3 +265,26 @@ async def test_postgresql_connections_killed_refuse_then_recover(
         received = await messages_in(bob, 1 + len(acked))
         assert received == [before, *acked]
         assert (await get(f"{a.url}/healthz"))[0] == 200
+
+
+async def test_a_departure_while_redis_is_down_is_announced_once_it_is_back(
+    start_node: StartNode, redis: PrivateRedis
+) -> None:
+    a, b = await start_node(), await start_node()
+    async with await ChatClient.connect(a.ws_url) as ann:
+        await ann.join("r", "ann")
+        async with await ChatClient.connect(b.ws_url) as bob:
+            await bob.join("r", "bob")
+            await ann.expect("user_joined", username="bob")
+            redis.stop()
+            await health_becomes(b, 503, within=10)
+        redis.start()
+        await health_becomes(b, 200, within=10)
+        await ann.expect("user_left", username="bob", timeout=TTL + 5)
+        async with asyncio.timeout(5):
+            while (await ann.expect("online_users"))["users"] != ["ann"]:
+                pass
+        assert await get(f"{b.url}/rooms") == (
+            200,
+            {"rooms": [{"name": "r", "count": 1}], "total": 1},
+        )

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from hubbub.presence.base import Presence, Report, Totals
+from hubbub.presence.base import Liveness, Presence, Report, Resync, Totals
 from hubbub.presence.memory import MemoryPresence, Roster
 from hubbub.presence.redis import RedisPresence
 from tests.services import shared_redis_url
@@ -58,7 +58,8 @@ async def cluster(
     if url:
         redis = Redis.from_url(url)
         keys = [key async for key in redis.scan_iter(f"{prefix}*")]
-        assert keys == [], "a node that closed left keys behind"
+        assert keys == [f"{prefix}epoch".encode()], "nodes that closed left keys behind"
+        await redis.delete(*keys)
         await redis.aclose()
 
 
@@ -130,7 +131,7 @@ async def test_a_node_that_beats_is_not_purged(cluster: Cluster) -> None:
     start, expire = cluster
     a, b = await start("a"), await start("b", 30.0)
     await a.enter("r", "ann", 100)
-    assert await a.beat() is True
+    assert await a.beat() is Liveness.KNOWN
     assert await b.purge_dead() == []
     assert await b.users("r") == ["ann"]
     await expire()
@@ -143,9 +144,40 @@ async def test_a_purged_node_learns_it_from_its_beat(cluster: Cluster) -> None:
     await a.enter("r", "ann", 100)
     await expire()
     await b.purge_dead()
-    assert await a.beat() is False
+    assert await a.beat() is Liveness.PURGED
     assert await a.exit("r", "ann") is False
     assert await b.users("r") == []
     again = await a.enter("r", "ann", 100)
     assert again is not None
     assert again.first
+
+
+async def test_replace_makes_presence_hold_exactly_the_nodes_connections(
+    cluster: Cluster,
+) -> None:
+    start, _ = cluster
+    a, b = await start("a"), await start("b")
+    await a.enter("r", "ann", 100)
+    await a.enter("r", "ann", 100)
+    await a.enter("r", "bob", 100)
+    await b.enter("r", "bob", 100)
+    # ann's connections left while presence was unreachable; cid arrived meanwhile.
+    resync = await a.replace({("r", "bob"): 1, ("s", "cid"): 2})
+    assert resync == Resync(arrived=[("s", "cid")], left=[("r", "ann")])
+    assert await b.users("r") == ["bob"]
+    assert await b.users("s") == ["cid"]
+    assert await a.exit("s", "cid") is False
+    assert await a.exit("s", "cid") is True
+    assert await a.exit("r", "bob") is False, "bob is still on b"
+    assert await a.rooms() == {"r": 1}
+
+
+async def test_replace_after_a_purge_enters_the_node_again(cluster: Cluster) -> None:
+    start, expire = cluster
+    a, b = await start("a"), await start("b", 30.0)
+    await a.enter("r", "ann", 100)
+    await expire()
+    assert await b.purge_dead() == [("r", "ann")]
+    assert await a.beat() is Liveness.PURGED
+    assert await a.replace({("r", "ann"): 1}) == Resync(arrived=[("r", "ann")])
+    assert await b.users("r") == ["ann"]

@@ -16,12 +16,27 @@ Guarantees (checked by tests/contract/test_presence.py for every implementation)
   called by any number of survivors at once, removes its connections once, and
   returns (to one caller only) each (room, username) left with no connection on
   any node, for which `user_left` must be sent.
-- A node that finds it was purged (it was cut off longer than its time to live)
-  learns it from `beat` and enters its connections again.
+- A node that was purged (it was cut off longer than its time to live), or
+  whose presence was lost with Redis's data, learns which from `beat`;
+  `replace` then makes presence hold exactly the node's connections again, as
+  it does after any change that may have been lost.
 """
 
-from dataclasses import dataclass
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
+
+
+class Liveness(enum.Enum):
+    """What a node's `beat` found."""
+
+    KNOWN = "known"
+    """Alive, as counted."""
+    PURGED = "purged"
+    """Taken for dead and purged (the others announced its users' departures)."""
+    RESET = "reset"
+    """Presence itself lost everything (Redis restarted empty): nobody announced anything."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +66,25 @@ class Totals:
     """The live nodes' reports, summed."""
 
 
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """Who `replace` made arrive in or leave a room (on every node's count)."""
+
+    arrived: list[tuple[str, str]] = field(default_factory=list)
+    left: list[tuple[str, str]] = field(default_factory=list)
+
+
 class PresenceUnavailable(Exception):
     """Presence cannot be read or changed now (Redis is unreachable)."""
+
+
+class PresenceReset(PresenceUnavailable):
+    """Presence lost its data since this node counted in it (Redis restarted empty):
+    until the node has counted its connections again (`beat`, `replace`), it is not
+    to be trusted."""
+
+    def __init__(self) -> None:
+        super().__init__("presence was reset (Redis lost its data); counting again")
 
 
 class Presence(Protocol):
@@ -60,9 +92,9 @@ class Presence(Protocol):
         """Register this node as alive for `ttl` seconds (see `beat`)."""
         ...
 
-    async def beat(self) -> bool:
-        """Keep this node alive for another `ttl`. False when it had been taken for dead
-        and purged: its connections must be entered again."""
+    async def beat(self) -> Liveness:
+        """Keep this node alive for another `ttl`; anything but KNOWN means its
+        connections must be counted again (`replace`)."""
         ...
 
     async def enter(self, room: str, username: str, limit: int) -> Arrival | None:
@@ -88,6 +120,11 @@ class Presence(Protocol):
 
     async def purge_dead(self) -> list[tuple[str, str]]:
         """Remove the connections of dead nodes; the (room, username) pairs left empty."""
+        ...
+
+    async def replace(self, entries: Mapping[tuple[str, str], int]) -> Resync:
+        """Set this node's connections to `entries` ((room, username) -> connections),
+        whatever was counted for it before: after changes that may have been lost."""
         ...
 
     async def close(self) -> None:

@@ -3,10 +3,10 @@ several nodes of one process (as the contract tests run them)."""
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from hubbub.presence.base import Arrival, Report, Totals
+from hubbub.presence.base import Arrival, Liveness, Report, Resync, Totals
 
 
 @dataclass(slots=True)
@@ -37,12 +37,12 @@ class MemoryPresence:
         self._node, self._ttl = node_id, ttl
         await self.beat()
 
-    async def beat(self) -> bool:
+    async def beat(self) -> Liveness:
         roster = self._roster
         known = self._node in roster.alive_until
         roster.alive_until[self._node] = roster.clock() + self._ttl
         roster.by_node.setdefault(self._node, Counter())
-        return known
+        return Liveness.KNOWN if known else Liveness.PURGED
 
     async def enter(self, room: str, username: str, limit: int) -> Arrival | None:
         roster = self._roster
@@ -113,6 +113,28 @@ class MemoryPresence:
                 if self._remove(room, username, count):
                     gone.append((room, username))
         return gone
+
+    async def replace(self, entries: Mapping[tuple[str, str], int]) -> Resync:
+        roster = self._roster
+        old = roster.by_node.pop(self._node, Counter())
+        touched = set(old) | set(entries)
+        before = {pair: self._count(*pair) for pair in touched}
+        for (room, username), count in old.items():
+            self._remove(room, username, count)
+        mine = roster.by_node[self._node] = Counter()
+        for (room, username), count in entries.items():
+            roster.members[room] += count
+            roster.users.setdefault(room, Counter())[username] += count
+            roster.sorted_users.pop(room, None)
+            mine[room, username] += count
+        after = {pair: self._count(*pair) for pair in touched}
+        return Resync(
+            arrived=sorted(p for p in touched if before[p] == 0 < after[p]),
+            left=sorted(p for p in touched if after[p] == 0 < before[p]),
+        )
+
+    def _count(self, room: str, username: str) -> int:
+        return self._roster.users.get(room, Counter())[username]
 
     async def close(self) -> None:
         roster = self._roster

@@ -9,11 +9,15 @@ Every change is one Lua script, so counts stay exact when nodes race:
 - `{prefix}reports`: per node, its own counts (connections, messages) as
   "connections messages rate";
 - `{prefix}nodes`: a sorted set of node ids by the millisecond (Redis's clock) each
-  dies unless it beats again.
+  dies unless it beats again;
+- `{prefix}epoch`: set once, so that a node tells Redis losing its data from being
+  purged.
 
 Redis's own clock decides who is dead, so nodes' clocks need not agree.
 """
 
+import secrets
+from collections.abc import Mapping
 from importlib.resources import files
 from typing import cast
 
@@ -21,13 +25,28 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from hubbub.presence.base import Arrival, PresenceUnavailable, Report, Totals
+from hubbub.presence.base import (
+    Arrival,
+    Liveness,
+    PresenceReset,
+    PresenceUnavailable,
+    Report,
+    Resync,
+    Totals,
+)
 from hubbub.presence.memory import summed
+
+RESET = -2
+"""What the scripts answer when presence was reset since this node counted in it."""
 
 
 def _texts(values: list[bytes | str]) -> list[str]:
     """Replies of a client made with `decode_responses=True`: strings, as typed here."""
     return cast(list[str], values)
+
+
+def _pairs(flat: list[str]) -> list[tuple[str, str]]:
+    return list(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _parsed(value: str) -> Report:
@@ -51,7 +70,10 @@ class RedisPresence:
         self._exit = _script(redis, "exit")
         self._beat = _script(redis, "beat")
         self._purge = _script(redis, "purge")
+        self._replace = _script(redis, "replace")
         self._nodes = f"{prefix}nodes"
+        self._epoch_key = f"{prefix}epoch"
+        self._epoch: str | None = None
         self._rooms = f"{prefix}rooms"
         self._reports = f"{prefix}reports"
 
@@ -66,36 +88,51 @@ class RedisPresence:
         self._node, self._ttl_ms = node_id, round(ttl * 1000)
         await self.beat()
 
-    async def beat(self) -> bool:
+    async def beat(self) -> Liveness:
+        keys, candidate = [self._nodes, self._epoch_key], secrets.token_hex(8)
         try:
-            known = await self._beat(keys=[self._nodes], args=[self._node, self._ttl_ms])
+            known, epoch = await self._beat(keys=keys, args=[self._node, self._ttl_ms, candidate])
         except RedisError as error:
             raise PresenceUnavailable(str(error)) from error
-        return bool(known)
+        seen, self._epoch = self._epoch, epoch
+        if seen is not None and epoch != seen:
+            return Liveness.RESET
+        return Liveness.KNOWN if known else Liveness.PURGED
 
     async def enter(self, room: str, username: str, limit: int) -> Arrival | None:
-        keys = [self._users_key(room), self._node_key, self._rooms]
+        keys = [self._users_key(room), self._node_key, self._rooms, self._epoch_key]
         try:
-            mine, members = await self._enter(keys=keys, args=[room, username, limit])
+            mine, members = await self._enter(
+                keys=keys, args=[room, username, limit, self._epoch or ""]
+            )
         except RedisError as error:
             raise PresenceUnavailable(str(error)) from error
+        if mine == RESET:
+            raise PresenceReset()
         if mine < 0:
             return None
         return Arrival(mine == 1, int(members))
 
     async def exit(self, room: str, username: str) -> bool:
-        keys = [self._users_key(room), self._node_key, self._rooms]
+        keys = [self._users_key(room), self._node_key, self._rooms, self._epoch_key]
         try:
-            left = await self._exit(keys=keys, args=[room, username])
+            left = await self._exit(keys=keys, args=[room, username, self._epoch or ""])
         except RedisError as error:
             raise PresenceUnavailable(str(error)) from error
+        if left == RESET:
+            raise PresenceReset()
         return bool(left == 0)
 
     async def users(self, room: str) -> list[str]:
         try:
-            names = await self._redis.hkeys(self._users_key(room))
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._epoch_key)
+                pipe.hkeys(self._users_key(room))
+                epoch, names = await pipe.execute()
         except RedisError as error:
             raise PresenceUnavailable(str(error)) from error
+        if epoch != self._epoch:
+            raise PresenceReset()
         return sorted(_texts(names))
 
     async def rooms(self) -> dict[str, int]:
@@ -138,7 +175,17 @@ class RedisPresence:
             flat = await self._purge(keys=keys, args=[self._prefix, *nodes])
         except RedisError as error:
             raise PresenceUnavailable(str(error)) from error
-        return list(zip(flat[::2], flat[1::2], strict=True))
+        return _pairs(flat)
+
+    async def replace(self, entries: Mapping[tuple[str, str], int]) -> Resync:
+        args: list[str | int] = [self._prefix]
+        for (room, username), count in entries.items():
+            args += [room, username, count]
+        try:
+            arrived, left = await self._replace(keys=[self._node_key, self._rooms], args=args)
+        except RedisError as error:
+            raise PresenceUnavailable(str(error)) from error
+        return Resync(sorted(_pairs(arrived)), sorted(_pairs(left)))
 
     async def close(self) -> None:
         try:

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -21,11 +22,19 @@ from hubbub.config import Settings
 from hubbub.core.heartbeat import HeartbeatWheel
 from hubbub.core.hub import Hub
 from hubbub.core.sequencer import Fill, Sequencer
-from hubbub.presence.base import Presence, PresenceUnavailable, Report
+from hubbub.presence.base import Liveness, Presence, PresenceUnavailable, Report
 from hubbub.presence.memory import MemoryPresence
 from hubbub.protocol.envelope import Envelope, RoomEvent
 from hubbub.protocol.errors import ErrorCode, Ref
-from hubbub.protocol.events import ChatMessage, Error, ServerEvent, UserJoined, UserLeft, Welcome
+from hubbub.protocol.events import (
+    ChatMessage,
+    Error,
+    OnlineUsers,
+    ServerEvent,
+    UserJoined,
+    UserLeft,
+    Welcome,
+)
 from hubbub.server.connection import Connection
 from hubbub.server.dispatch import Dispatcher
 from hubbub.server.fanout import deliver_local
@@ -42,7 +51,6 @@ PRUNE_INTERVAL_SECONDS = 60.0
 GAP_HOLD_SECONDS = 0.05
 """How long a message past a gap waits for the missing ones before the store is asked."""
 FILL_PAGE = 500
-UNLIMITED = 2**31
 
 
 def wall_clock_ms() -> int:
@@ -94,6 +102,8 @@ class Node:
             settings.max_room_members,
             settings.presence_interval,
             clock,
+            self._presence_lost,
+            self.recount,
         )
         self.dispatcher = Dispatcher(
             self.rooms,
@@ -111,6 +121,9 @@ class Node:
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._report_due = False
+        self._resync_due = False
+        """A presence change was lost (Redis unreachable): replace the node's presence."""
+        self._recounting = asyncio.Lock()
 
     @property
     def connections(self) -> set[Connection]:
@@ -227,6 +240,8 @@ class Node:
         members = self.hub.members(room)
         if members:
             self.metrics.totals.deliveries += deliver_local(members, event, exclude)
+            if self.clustered and isinstance(event, UserJoined | UserLeft | OnlineUsers):
+                self.rooms.told(event)
 
     def _message_stored(self, appended: Appended) -> None:
         message = appended.message
@@ -239,10 +254,15 @@ class Node:
         self._sequenced(message)
 
     def deliver(self, envelope: Envelope) -> None:
-        """An event another node published (the broker's `Subscriber`)."""
+        """An event another node published (the broker's `Subscriber`). An `online_users`
+        from another node only says that the room's presence changed there: each node
+        sends its own members its own coalesced list."""
         event = envelope.event
         if isinstance(event, ChatMessage) and self._sequencer is not None:
             self._sequenced(event)
+            return
+        if isinstance(event, OnlineUsers):
+            self.rooms.changed(envelope.room)
             return
         self.deliver_here(envelope.room, event, envelope.exclude)
         if isinstance(event, UserJoined | UserLeft):
@@ -303,11 +323,10 @@ class Node:
         while True:
             await asyncio.sleep(min(1.0, beat_every))
             try:
-                if self.now() - last_beat >= beat_every:
+                if self.now() - last_beat >= beat_every or self._resync_due:
                     last_beat = self.now()
                     await self._report()
-                    if not await self.presence.beat():
-                        await self._enter_again()
+                    await self.recount()
                 for room, username in await self.presence.purge_dead():
                     log.info("%s left %r with a node that died", username, room)
                     self.publish(room, UserLeft(username, room))
@@ -315,16 +334,47 @@ class Node:
             except PresenceUnavailable as error:
                 log.warning("presence unavailable (%s)", error)
 
-    async def _enter_again(self) -> None:
-        """This node was taken for dead (or Redis lost its data): count its members again."""
-        log.warning("this node's presence was lost; entering its connections again")
-        for room in list(self.hub.rooms()):
-            for connection in list(self.hub.members(room)):
-                username = connection.session.username
-                if username is not None:
-                    arrival = await self.presence.enter(room, username, UNLIMITED)
-                    if arrival is not None and arrival.first:
-                        self.publish(room, UserJoined(username, room))
+    async def recount(self) -> None:
+        """Beat; if presence lost count of this node (it was purged, Redis lost its data,
+        or a change could not be made), count its members again. One at a time: joins
+        that found presence reset all wait for the same recount."""
+        async with self._recounting:
+            liveness = await self.presence.beat()
+            if liveness is not Liveness.KNOWN:
+                log.warning("presence %s this node; counting its members again", liveness.value)
+                self._resync_due = True
+            if self._resync_due:
+                await self._resync(announce=liveness is not Liveness.RESET)
+
+    def _presence_lost(self) -> None:
+        self._resync_due = True
+
+    async def _resync(self, announce: bool) -> None:
+        """Make presence hold exactly this node's members (changes lost while Redis was
+        unreachable, or this node purged), and announce who that made arrive or leave.
+        After Redis lost its data the counts say nothing of who left meanwhile: then
+        each room's next list tells the members here who is gone."""
+        self._resync_due = False
+        entries: Counter[tuple[str, str]] = Counter()
+        for room in self.hub.rooms():
+            for connection in self.hub.members(room):
+                if connection.session.username is not None:
+                    entries[room, connection.session.username] += 1
+        try:
+            resync = await self.presence.replace(entries)
+        except PresenceUnavailable:
+            self._resync_due = True
+            raise
+        if not announce:
+            self.rooms.announce_departures()
+            for room in self.hub.rooms():
+                self.broker.publish(Envelope(room, OnlineUsers(room, (), 0), self.id))
+            return
+        for room, username in resync.arrived:
+            self.publish(room, UserJoined(username, room))
+        for room, username in resync.left:
+            self.publish(room, UserLeft(username, room))
+        for room in {room for room, _ in [*resync.arrived, *resync.left]}:
             self.rooms.changed(room)
 
     def _counts_changed(self) -> None:

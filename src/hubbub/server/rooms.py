@@ -10,7 +10,7 @@ once the subscription was in force.
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from hubbub.broker.base import Broker
@@ -18,7 +18,7 @@ from hubbub.core.actions import Enter
 from hubbub.core.hub import Hub
 from hubbub.core.presence import PresenceThrottle
 from hubbub.core.sequencer import Sequencer
-from hubbub.presence.base import Presence, PresenceUnavailable
+from hubbub.presence.base import Arrival, Presence, PresenceReset, PresenceUnavailable
 from hubbub.protocol.envelope import RoomEvent
 from hubbub.protocol.errors import ErrorCode, Ref
 from hubbub.protocol.events import Ack, OnlineUsers, ServerEvent, UserJoined, UserLeft
@@ -27,6 +27,9 @@ from hubbub.server.replay import replay
 from hubbub.store.base import MessageStore, StoreUnavailable
 
 log = logging.getLogger("hubbub.rooms")
+
+LIST_RETRY_SECONDS = 1.0
+"""How soon a room's `online_users` is tried again when presence could not be read."""
 
 Publish = Callable[[str, RoomEvent, str | None], None]
 """To the room's members on every node (but the connection with that id)."""
@@ -49,6 +52,8 @@ class Rooms:
         max_members: int,
         presence_interval: float,
         clock: Callable[[], float],
+        presence_lost: Callable[[], None] = lambda: None,
+        recount: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.hub = hub
         self._presence = presence
@@ -61,8 +66,18 @@ class Rooms:
         self._send_error = send_error
         self._max_members = max_members
         self._clock = clock
+        self._presence_lost = presence_lost
+        """Told when a departure could not be counted: presence must be resynced."""
+        self._recount = recount
+        """Count this node's members again (presence was reset): then a join is retried."""
         self._throttle = PresenceThrottle(presence_interval)
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._listed: dict[str, set[str]] = {}
+        """Per room, who its members here were last told is online (by lists and by
+        `user_joined` / `user_left`)."""
+        self._diffing: set[str] = set()
+        """Rooms whose next list is compared with the last one: whoever vanished is
+        announced with `user_left` (see `announce_departures`)."""
         """Each room's coalesced `online_users` broadcast, when one is due."""
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -112,7 +127,7 @@ class Rooms:
         """Count the connection in the room's presence, then in its local members.
         False (and the client told why) when it was not let in."""
         try:
-            arrival = await self._presence.enter(room, username, self._max_members)
+            arrival = await self._enter_presence(room, username)
         except PresenceUnavailable:
             connection.session.forget_room(room)
             self._send_error(connection, ErrorCode.UNAVAILABLE, "presence unavailable", ref)
@@ -136,6 +151,15 @@ class Rooms:
             self._publish(room, UserJoined(username, room), None)
         self.changed(room)
         return True
+
+    async def _enter_presence(self, room: str, username: str) -> Arrival | None:
+        try:
+            return await self._presence.enter(room, username, self._max_members)
+        except PresenceReset:
+            if self._recount is None:
+                raise
+            await self._recount()
+            return await self._presence.enter(room, username, self._max_members)
 
     async def _follow(self, room: str) -> None:
         """Receive the room's events from the other nodes, and (in a cluster) follow its
@@ -169,6 +193,7 @@ class Rooms:
             last = await self._presence.exit(room, username)
         except PresenceUnavailable as error:
             log.warning("presence unavailable: %s left %r uncounted (%s)", username, room, error)
+            self._presence_lost()
             return
         if last:
             self._publish(room, UserLeft(username, room), None)
@@ -207,6 +232,7 @@ class Rooms:
         del self._timers[room]
         if not self.hub.has(room):
             self._throttle.forget(room)
+            self._listed.pop(room, None)
             return
         self._throttle.due(room, self._clock())
         self._spawn(self._send_list(room))
@@ -214,9 +240,36 @@ class Rooms:
     async def _send_list(self, room: str) -> None:
         try:
             users = await self._presence.users(room)
-        except PresenceUnavailable:
+        except PresenceUnavailable as error:
+            log.debug("online_users of %r not sent (%s); trying again", room, error)
+            self._timers.setdefault(
+                room,
+                asyncio.get_running_loop().call_later(LIST_RETRY_SECONDS, self._list_due, room),
+            )
             return
+        if room in self._diffing:
+            self._diffing.discard(room)
+            for username in sorted(self._listed.get(room, set()) - set(users)):
+                self._deliver_here(room, UserLeft(username, room))
         self._deliver_here(room, OnlineUsers.of(room, users))
+
+    def told(self, event: ServerEvent) -> None:
+        """The members here were sent `event`: keep track of who they think is online."""
+        match event:
+            case OnlineUsers(room, users, count) if len(users) == count:
+                self._listed[room] = set(users)
+            case UserJoined(username, room):
+                self._listed.setdefault(room, set()).add(username)
+            case UserLeft(username, room):
+                self._listed.get(room, set()).discard(username)
+
+    def announce_departures(self) -> None:
+        """Presence was counted again from scratch (Redis lost its data), so departures
+        during the outage were never announced: each room's next list says who left,
+        to the members here (every node does the same for its own)."""
+        for room in list(self.hub.rooms()):
+            self._diffing.add(room)
+            self.changed(room)
 
     async def stop(self) -> None:
         for timer in self._timers.values():

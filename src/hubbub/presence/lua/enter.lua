@@ -1,7 +1,11 @@
 -- One more connection of a username in a room, unless the room is full.
--- KEYS: the room's users hash, this node's hash, the rooms hash
--- ARGV: room, username, limit
--- Returns -1 when full, else the username's connections in the room, then the room's.
+-- KEYS: the room's users hash, this node's hash, the rooms hash, the epoch key
+-- ARGV: room, username, limit, the epoch this node counted in
+-- Returns -1 when full, -2 when presence was reset since (Redis lost its data), else the
+-- username's connections in the room, then the room's.
+if redis.call('GET', KEYS[4]) ~= ARGV[4] then
+    return {-2, 0}
+end
 local members = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
 if members >= tonumber(ARGV[3]) then
     return {-1, members}
