@@ -1,12 +1,15 @@
 """Chatting through the page: both ways, own messages pending then confirmed, typing, rooms."""
 
 import asyncio
+import json
 import re
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest_asyncio
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 
 from hubbub.client import ChatClient
 from tests.browser.conftest import (
@@ -295,3 +298,44 @@ async def test_the_message_box_counts_an_emoji_as_one_of_4000(
     await expect(page.locator("#toasts")).to_contain_text(toast)
     await expect(box).to_have_value("\U0001f600" * 4001)
     await expect(messages(page)).to_have_count(1)
+
+
+CODE_BLOCK = "    def greet(name):\n\tif name:  \n        return f'hi {name}'\n\n"
+"""Leading spaces and a tab, trailing spaces, a blank line, a trailing newline."""
+
+
+async def paste(page: Page, text: str) -> None:
+    """Puts `text` on the clipboard and pastes it into the message box, as a user would."""
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await page.evaluate("text => navigator.clipboard.writeText(text)", text)
+    await page.locator("#composer-input").press("ControlOrMeta+V")
+
+
+def history(server: Server, room: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{server.url}/rooms/{room}/messages", timeout=5) as response:
+        body: dict[str, Any] = json.load(response)
+    return list(body["messages"])
+
+
+async def test_a_pasted_code_block_is_sent_and_shown_exactly_as_typed(
+    new_page: NewPage, server: Server, clients: list[ChatClient]
+) -> None:
+    room = unique_room("code")
+    watcher = await connect_client(clients, server, room, "watcher")
+    alice = await open_chat(new_page, server, "alice", room)
+    bob = await open_chat(new_page, server, "bob", room)
+    box = alice.locator("#composer-input")
+    await paste(alice, CODE_BLOCK)
+    await expect(box).to_have_value(CODE_BLOCK)
+    await box.press("Enter")
+
+    received = await watcher.expect("message", room=room)
+    assert received["content"] == CODE_BLOCK
+    assert [message["content"] for message in await asyncio.to_thread(history, server, room)] == [
+        CODE_BLOCK
+    ]
+    await expect(messages(alice)).to_have_attribute("data-state", "sent")
+    await expect(messages(bob)).to_have_count(1)
+    for page in (alice, bob):
+        shown = page.locator("#messages .msg-text")
+        assert await shown.evaluate("e => e.innerText") == CODE_BLOCK

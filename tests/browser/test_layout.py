@@ -24,6 +24,8 @@ pytestmark = BROWSER
 LONG_ROOM = "a-room-whose-name-is-as-long-as-room-names-may-be-sixty-four-chs"
 LONG_NAME = "W" * 32
 WIDTHS: list[ViewportSize] = [SMALL_PHONE, PHONE, DESKTOP]
+DEEP_CODE = " " * 64 + "return " + "a_long_identifier_" * 12 + "\n\t\t\t\tdone()" + " " * 300 + "\n"
+"""A pasted code block, shown with its whitespace: a deep indent, a long line, trailing spaces."""
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -37,6 +39,8 @@ async def own_server(tmp_path: Path) -> AsyncIterator[Server]:
 async def fits(page: Page) -> None:
     width = await page.evaluate("innerWidth")
     assert await page.evaluate("document.scrollingElement.scrollWidth") <= width
+    log = page.locator("#log")
+    assert await log.evaluate("e => e.scrollWidth <= e.clientWidth"), "the log scrolls sideways"
     for selector in ("#leave-room", "#composer .send"):
         await expect(page.locator(selector)).to_be_in_viewport(ratio=1)
     if width < 1100:
@@ -62,7 +66,10 @@ async def test_long_names_and_the_reconnecting_badge_fit_at_every_width(
         await expect_connected(page)
         pages.append(page)
     await send(pages[0], "x" * 500)
+    await send(pages[0], DEEP_CODE)
     for page in pages:
+        code = page.locator("#messages .msg-text").nth(1)
+        assert await code.evaluate("e => e.innerText") == DEEP_CODE
         await fits(page)
 
     await asyncio.to_thread(own_server.stop)

@@ -1,6 +1,7 @@
 """The page's pure functions, imported as the ES modules the page uses and run in Chromium."""
 
 import json
+import sys
 from typing import Any
 
 import jwt
@@ -173,21 +174,42 @@ async def test_pacer_waits_retry_after_then_spaces_messages_by_it(page: Page) ->
     }
 
 
-async def test_message_length_counts_characters_as_the_server_does(page: Page) -> None:
+async def test_message_length_counts_and_trims_as_the_server_does(page: Page) -> None:
+    """Counted in code points after Python's str.strip(), which keeps U+FEFF (String.trim
+    drops it) and drops U+001C..U+001F and U+0085 (String.trim keeps them)."""
+    every_space = "".join(chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace())
+    samples = [
+        "  " + "\U0001f600" * 10 + "\n",
+        "é" * 3,
+        "    if x:\n\treturn  \n\n",
+        every_space,
+        f"{every_space}x{every_space}",
+        "\ufeff",
+        "",
+    ]
+    result = await run(
+        page,
+        "content.js",
+        f"""const samples = {json.dumps(samples)};
+        return [samples.map(m.contentLength), samples.map(m.isBlank)];""",
+    )
+    assert result == [
+        [len(sample.strip()) for sample in samples],
+        [not sample.strip() for sample in samples],
+    ]
+
+
+async def test_the_counter_shows_near_the_limit_and_says_how_far_over(page: Page) -> None:
     result = await run(
         page,
         "composer.js",
         """return {
-          emoji: m.contentLength('  ' + '😀'.repeat(10) + '\\n'),
-          accents: m.contentLength('é'.repeat(3)),
           far: m.counterText(100),
           near: m.counterText(3600),
           over: m.tooLongText(4001),
         };""",
     )
     assert result == {
-        "emoji": 10,
-        "accents": 3,
         "far": "",
         "near": "3600 / 4000",
         "over": "Too long to send: 1 character over the limit of 4000.",

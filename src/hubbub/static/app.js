@@ -5,6 +5,7 @@ import { Announcer } from "./announcer.js";
 import { Chat, guestName } from "./chat.js";
 import { Composer } from "./composer.js";
 import { socketUrl } from "./connection.js";
+import { isBlank } from "./content.js";
 import { avatar } from "./dom.js";
 import { Drawers } from "./drawers.js";
 import { MessageLog } from "./messages.js";
@@ -108,7 +109,7 @@ const composer = new Composer({
   counter: $("composer-count"),
   onTooLong: (text) => toasts.show(text),
   onSend: (text) => {
-    if (!store.activeRoom || !text.trim()) return false;
+    if (!store.activeRoom || isBlank(text)) return false;
     messageLog.scrollToBottom();
     return chat.post(store.activeRoom, text);
   },

@@ -7,6 +7,7 @@
 // the outbox waits its `retry_after` and paces itself (see pacer.js).
 
 import { Connection } from "./connection.js";
+import { isBlank } from "./content.js";
 import { Pacer, retryAfterMs } from "./pacer.js";
 import { TYPING_EXPIRES_MS } from "./store.js";
 
@@ -92,15 +93,17 @@ export class Chat {
     this.store.changed();
   }
 
-  /** Shows the message at once as pending; it is (re)sent until acknowledged. */
+  /**
+   * Shows the message at once as pending; it is (re)sent until acknowledged. Its content is
+   * `text` exactly as typed: the server keeps a code block's indentation, so the page does too.
+   */
   post(name, text) {
     const room = this.store.room(name);
-    const content = text.trim();
-    if (!room || !content) return false;
+    if (!room || isBlank(text)) return false;
     const entry = {
       ref: newRef(),
       room: name,
-      content,
+      content: text,
       createdAt: Date.now(),
       claimedBy: null,
       error: null,

@@ -1,18 +1,13 @@
 // The message box: Enter sends, Shift+Enter breaks the line, it grows with
 // its text, and keystrokes that change the text count as typing. Near the
 // server's limit a counter shows how much is left, counted as the server
-// counts: characters (code points) after trimming, so an emoji is one.
+// counts (see content.js). What is sent is the text as typed, untrimmed.
+
+import { contentLength, isBlank, MAX_CONTENT } from "./content.js";
 
 const MAX_HEIGHT_PX = 200;
-export const MAX_CONTENT = 4000;
 /** The counter shows from this many characters on. */
 const COUNT_FROM = MAX_CONTENT - 500;
-
-export function contentLength(text) {
-  let length = 0;
-  for (const _ of text.trim()) length += 1;
-  return length;
-}
 
 /** The counter's text for `length` characters, or "" while it is far from the limit. */
 export function counterText(length) {
@@ -48,7 +43,7 @@ export class Composer {
     this.input.addEventListener("input", () => {
       this.fit();
       this.count();
-      if (this.input.value.trim()) this.onTyping();
+      if (!isBlank(this.input.value)) this.onTyping();
     });
   }
 
