@@ -26,3 +26,9 @@ def test_a_value_outside_the_choices_is_refused(name: str, value: str) -> None:
 )
 def test_the_stores_that_exist_are_accepted(store: str) -> None:
     assert Settings(store=store).store == store
+
+
+def test_an_empty_redis_prefix_is_refused() -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings(redis_prefix=" ")
+    assert refused.value.setting == "redis_prefix"

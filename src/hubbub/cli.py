@@ -137,6 +137,11 @@ _SERVE_OPTIONS = [
         "Redis (redis://HOST:PORT/DB) shared by the nodes of a cluster: fan-out, presence, "
         "liveness. Empty: this process is the whole server.",
     ),
+    _option(
+        "redis_prefix",
+        str,
+        "What the cluster's Redis keys and channels start with: one per cluster sharing a Redis.",
+    ),
     _option("node_ttl", float, "Seconds without a liveness beat before a node is taken for dead."),
     _option(
         "log_level",

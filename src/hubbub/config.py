@@ -69,6 +69,9 @@ class Settings:
     redis_url: str = ""
     """`redis://HOST:PORT/DB`: the broker and presence shared by the nodes of a cluster
     (empty: this process is the whole server)."""
+    redis_prefix: str = "hubbub:"
+    """What every Redis key and channel of the cluster starts with: clusters that share
+    one Redis need prefixes of their own."""
     node_ttl: float = 10.0
     """Seconds after its last liveness beat that a node is taken for dead."""
     log_level: str = "info"
@@ -134,6 +137,7 @@ class Settings:
         )
         for origin in self.allowed_origins:
             _require("allowed_origins", bool(origin.strip()), "must not contain empty entries")
+        _require("redis_prefix", bool(self.redis_prefix.strip()), "must not be empty")
 
 
 def is_postgres_url(store: str) -> bool:
