@@ -50,6 +50,8 @@ def test_help_shows_every_setting_with_its_environment_variable() -> None:
         (["--flush-delay", "2"], {}, "--flush-delay"),
         (["--sqlite-commit-delay", "-0.1"], {}, "--sqlite-commit-delay"),
         (["--sqlite-synchronous", "off"], {}, "--sqlite-synchronous"),
+        (["--workers", "0"], {}, "--workers"),
+        (["--redis-prefix", " "], {}, "--redis-prefix"),
         ([], {"HUBBUB_MAX_CONNECTIONS": "0"}, "HUBBUB_MAX_CONNECTIONS"),
         ([], {"HUBBUB_PORT": "many"}, "HUBBUB_PORT"),
     ],

@@ -1,13 +1,11 @@
 """`hubbub serve`: every setting a flag and an `HUBBUB_*` environment variable."""
 
-import asyncio
-import logging
-import sys
 import time
 from typing import Any, ClassVar
 
 import click
 
+from hubbub import logs
 from hubbub.config import ConfigError, Settings
 from hubbub.core.auth import (
     MIN_SECRET_BYTES,
@@ -17,8 +15,9 @@ from hubbub.core.auth import (
     issue_token,
     strong_secret,
 )
-from hubbub.server.runner import StartupError
+from hubbub.server.runner import StartupError, run
 from hubbub.server.runner import serve as run_server
+from hubbub.server.workers import supervise
 from hubbub.store.base import StoreUnavailable
 
 _DEFAULTS = Settings()
@@ -137,7 +136,18 @@ _SERVE_OPTIONS = [
         "Redis (redis://HOST:PORT/DB) shared by the nodes of a cluster: fan-out, presence, "
         "liveness. Empty: this process is the whole server.",
     ),
+    _option(
+        "redis_prefix",
+        str,
+        "What the cluster's Redis keys and channels start with: one per cluster sharing a Redis.",
+    ),
     _option("node_ttl", float, "Seconds without a liveness beat before a node is taken for dead."),
+    _option(
+        "workers",
+        int,
+        "Processes serving --port on this host (SO_REUSEPORT), each a node of the cluster: "
+        "above 1 needs --redis-url and a postgresql:// --store.",
+    ),
     _option(
         "log_level",
         click.Choice(["debug", "info", "warning", "error"]),
@@ -162,8 +172,10 @@ def serve(**options: object) -> None:
         raise click.BadParameter(
             error.rule, param_hint=f"{flag} / HUBBUB_{error.setting.upper()}"
         ) from None
-    _configure_logging(settings.log_level)
+    logs.configure(settings.log_level)
     try:
+        if settings.workers > 1:
+            raise SystemExit(supervise(settings))
         _run(settings)
     except StartupError as error:
         raise click.ClickException(str(error)) from None
@@ -220,25 +232,7 @@ def _reason(error: InvalidToken) -> str:
     return str(error).removeprefix("invalid claim: ")
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if level != "debug":
-        # websockets' "connection open" and "connection closed" would repeat Hubbub's
-        # own line for each; at debug its log is the point: every frame.
-        logging.getLogger("hubbub.frames").setLevel(logging.WARNING)
-
-
 def _run(settings: Settings) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        run = asyncio.run
-    else:
-        run = uvloop.run
     try:
         run(run_server(settings))
     except StoreUnavailable as error:

@@ -1,5 +1,6 @@
 """One frozen `Settings`, validated at start so bad configuration fails with the setting's name."""
 
+import socket
 from dataclasses import dataclass
 
 from hubbub.core.auth import MIN_SECRET_BYTES, strong_secret
@@ -69,8 +70,14 @@ class Settings:
     redis_url: str = ""
     """`redis://HOST:PORT/DB`: the broker and presence shared by the nodes of a cluster
     (empty: this process is the whole server)."""
+    redis_prefix: str = "hubbub:"
+    """What every Redis key and channel of the cluster starts with: clusters that share
+    one Redis need prefixes of their own."""
     node_ttl: float = 10.0
     """Seconds after its last liveness beat that a node is taken for dead."""
+    workers: int = 1
+    """Processes serving `port` on this host (SO_REUSEPORT), each a node of the cluster on
+    `redis_url`; 1: this process serves alone, with no child process."""
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -134,6 +141,44 @@ class Settings:
         )
         for origin in self.allowed_origins:
             _require("allowed_origins", bool(origin.strip()), "must not contain empty entries")
+        _require("redis_prefix", bool(self.redis_prefix.strip()), "must not be empty")
+        _require("workers", self.workers >= 1, "must be at least 1")
+        if self.workers > 1:
+            self._check_workers()
+
+    def _check_workers(self) -> None:
+        """What N processes serving one port need: each is a node of one cluster."""
+        workers = f"{self.workers} workers"
+        shared = "use --store postgresql://USER@HOST:PORT/DB, a database the workers share"
+        _require(
+            "workers",
+            hasattr(socket, "SO_REUSEPORT"),
+            f"{workers} need SO_REUSEPORT (Linux, BSD, macOS), which this platform lacks: "
+            "run one process per port instead",
+        )
+        _require(
+            "workers",
+            bool(self.redis_url),
+            f"{workers} need --redis-url: they form a cluster through Redis",
+        )
+        _require(
+            "workers",
+            self.store != "sqlite",
+            f"{workers} cannot share --store sqlite (one database file, one writing "
+            f"process): {shared}",
+        )
+        _require(
+            "workers",
+            self.store != "memory",
+            f"{workers} cannot share --store memory (each would keep a history of its "
+            f"own): {shared}",
+        )
+        _require(
+            "workers",
+            self.port != 0,
+            f"{workers} cannot use --port 0 (each would get a port of its own): "
+            "give the port they are to share",
+        )
 
 
 def is_postgres_url(store: str) -> bool:

@@ -43,7 +43,10 @@ def build_cluster(settings: Settings) -> tuple[Broker | None, Presence | None]:
     """Redis's broker and presence when the node is one of a cluster; else the defaults."""
     if not settings.redis_url:
         return None, None
-    return RedisBroker(settings.redis_url), RedisPresence(settings.redis_url)
+    return (
+        RedisBroker(settings.redis_url, settings.redis_prefix),
+        RedisPresence(settings.redis_url, settings.redis_prefix),
+    )
 
 
 def build_app(settings: Settings, store: MessageStore | None = None) -> web.Application:

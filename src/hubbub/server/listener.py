@@ -30,8 +30,12 @@ class Listener:
             deadline.cancel()
         return await handler(request)
 
-    async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> int:
-        """Listen; returns the port (useful when `port` is 0)."""
+    async def start(
+        self, host: str, port: int, tls: ssl.SSLContext | None, *, reuse_port: bool = False
+    ) -> int:
+        """Listen; returns the port (useful when `port` is 0). With `reuse_port`
+        (SO_REUSEPORT) other processes of this user may listen on the same port, and the
+        kernel spreads new connections across them: how `--workers` share one port."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._new_connection,
@@ -40,6 +44,7 @@ class Listener:
             ssl=tls,
             ssl_handshake_timeout=self._timeout if tls is not None else None,
             reuse_address=True,
+            reuse_port=reuse_port,
             backlog=1024,
         )
         return int(self._server.sockets[0].getsockname()[1])

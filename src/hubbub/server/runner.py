@@ -7,8 +7,10 @@ import signal
 import socket
 import sqlite3
 import ssl
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -28,6 +30,8 @@ log = logging.getLogger("hubbub")
 
 SHUTDOWN_TIMEOUT_SECONDS = 8.0
 """Within the 10 s a supervisor gives between SIGTERM and SIGKILL."""
+
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 @dataclass
@@ -101,15 +105,15 @@ async def start(settings: Settings) -> RunningServer:
     try:
         assert runner.server is not None, "set up by runner.setup()"
         check_aiohttp(runner.server)
-        port = await listener.start(settings.host, settings.port, tls)
+        port = await listener.start(
+            settings.host, settings.port, tls, reuse_port=settings.workers > 1
+        )
     except UnsupportedAiohttp as error:
         await runner.cleanup()
         raise StartupError(str(error)) from error
     except OSError as error:
         await runner.cleanup()
-        raise StartupError(
-            f"cannot listen on {settings.host} port {settings.port}: {_reason(error)}"
-        ) from error
+        raise cannot_listen(settings, error) from error
     return RunningServer(runner, listener, app[NODE], settings.host, port, tls is not None)
 
 
@@ -120,6 +124,10 @@ def describe_store(settings: Settings) -> str:
     return "memory" if settings.store == "memory" else f"sqlite in {settings.data_dir}"
 
 
+def cannot_listen(settings: Settings, error: OSError) -> StartupError:
+    return StartupError(f"cannot listen on {settings.host} port {settings.port}: {_reason(error)}")
+
+
 def _reason(error: OSError) -> str:
     """asyncio's bind errors carry a sentence of their own; the errno says it shortest."""
     if isinstance(error, socket.gaierror) or not error.errno:
@@ -127,8 +135,27 @@ def _reason(error: OSError) -> str:
     return os.strerror(error.errno)
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then stop gracefully."""
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run `main` on uvloop when it is installed, else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    started: Callable[[RunningServer], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT (or until `stop` is set), then stop gracefully.
+
+    `started` is told once the server listens. SIGTERM and SIGINT are unblocked once
+    their handlers are in place: a `--workers` worker blocks them while it starts, so
+    that a signal then waits for the graceful stop rather than killing it half-way."""
     server = await start(settings)
     tune_for_serving()
     log.info(
@@ -137,10 +164,13 @@ async def serve(settings: Settings) -> None:
         describe_store(settings),
         "HS256 tokens" if settings.auth_secret else "none, the server is open to anyone",
     )
-    stop = asyncio.Event()
+    stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, stop.set)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    if started is not None:
+        started(server)
     await stop.wait()
     log.info("shutting down: closing %d connections", len(server.node.connections))
     await server.stop()
