@@ -71,3 +71,11 @@ def test_an_empty_redis_prefix_is_refused() -> None:
     with pytest.raises(ConfigError) as refused:
         Settings(redis_prefix=" ")
     assert refused.value.setting == "redis_prefix"
+
+
+@pytest.mark.parametrize("store", ["sqlite", "memory"])
+def test_a_cluster_needs_a_store_its_nodes_share(store: str) -> None:
+    with pytest.raises(ConfigError, match="needs a store the nodes share") as refused:
+        Settings(redis_url="redis://127.0.0.1:6379/0", store=store)
+    assert refused.value.setting == "redis_url"
+    Settings(redis_url="redis://127.0.0.1:6379/0", store="postgresql://postgres@127.0.0.1/x")

@@ -145,6 +145,12 @@ class Settings:
         _require("workers", self.workers >= 1, "must be at least 1")
         if self.workers > 1:
             self._check_workers()
+        _require(
+            "redis_url",
+            not self.redis_url or is_postgres_url(self.store),
+            f"needs a store the nodes share: with --store {self.store} each node would "
+            "number a room's messages on its own; use --store postgresql://USER@HOST:PORT/DB",
+        )
 
     def _check_workers(self) -> None:
         """What N processes serving one port need: each is a node of one cluster."""

@@ -33,4 +33,8 @@ for _, node in ipairs(nodes) do
     redis.call('HDEL', KEYS[3], node)
     redis.call('ZREM', KEYS[1], node)
 end
+if ARGV[2] and redis.call('ZCARD', KEYS[1]) == 0 then
+    -- The last node left cleanly: presence is empty, and the next one starts it anew.
+    redis.call('DEL', ARGV[1] .. 'epoch')
+end
 return gone
