@@ -288,3 +288,34 @@ async def test_a_departure_while_redis_is_down_is_announced_once_it_is_back(
             200,
             {"rooms": [{"name": "r", "count": 1}], "total": 1},
         )
+
+
+async def test_an_ack_follows_the_senders_own_copy_of_its_message(
+    start_node: StartNode,
+) -> None:
+    """Two nodes posting into one room at once: each node sequences the other's ids in
+    with its own, and a sender's ack never overtakes its own copy of the message."""
+    a, b = await start_node(), await start_node()
+    senders = [await ChatClient.connect(a.ws_url), await ChatClient.connect(b.ws_url)]
+    try:
+        for n, sender in enumerate(senders):
+            await sender.join("r", f"sender{n}")
+        count = 30  # within the default burst of 40: no rate_limited
+        for k in range(count):
+            for n, sender in enumerate(senders):
+                await sender.send({"type": "message", "room": "r", "content": f"{n}-{k}", "ref": k})
+        for sender in senders:
+            seen: set[int] = set()
+            acks = 0
+            async with asyncio.timeout(20):
+                while acks < count:
+                    event = await sender.receive(timeout=20)
+                    assert event["type"] != "error", event
+                    if event["type"] == "message":
+                        seen.add(event["id"])
+                    elif event["type"] == "ack" and "id" in event:
+                        assert event["id"] in seen, f"ack {event['id']} before its message"
+                        acks += 1
+    finally:
+        for sender in senders:
+            await sender.close()

@@ -36,7 +36,9 @@ MAX_PUBLISHES_IN_FLIGHT = 16
 """Messages of one connection waiting for the store before its socket is read again."""
 
 Notified = Callable[[str, RoomEvent, str | None], None]
-Stored = Callable[[Appended], None]
+Stored = Callable[[Appended, Callable[[], None] | None], None]
+"""Publish a newly stored message, then call the second argument (its ack) once the
+message has been delivered to this node's members: the ack follows its effects."""
 
 
 class Dispatcher:
@@ -144,10 +146,15 @@ class Dispatcher:
             )
             self.send_error(connection, ErrorCode.INTERNAL, "internal server error", action.ref)
             return
+        ack = (
+            None
+            if action.ref is None
+            else partial(connection.send, Ack(action.ref, id=outcome.message.id))
+        )
         if not outcome.duplicate:
-            self._on_stored(outcome)
-        if action.ref is not None:
-            connection.send(Ack(action.ref, id=outcome.message.id))
+            self._on_stored(outcome, ack)
+        elif ack is not None:
+            ack()
 
     async def _history(self, connection: Connection, action: FetchHistory) -> None:
         try:

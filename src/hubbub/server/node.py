@@ -90,6 +90,8 @@ class Node:
         self._wall_ms = wall_ms
         self._sequencer = Sequencer(GAP_HOLD_SECONDS) if self.clustered else None
         self._fill_timer: asyncio.TimerHandle | None = None
+        self._after_delivery: dict[tuple[str, int], Callable[[], None]] = {}
+        """Acks of this node's messages the sequencer holds back, by (room, id)."""
         self.rooms = Rooms(
             self.hub,
             self.presence,
@@ -98,6 +100,8 @@ class Node:
             self._sequencer,
             self.publish,
             self.deliver_here,
+            self.deliver_sequenced,
+            self._unfollow,
             self.send_error,
             settings.max_room_members,
             settings.presence_interval,
@@ -243,14 +247,18 @@ class Node:
             if self.clustered and isinstance(event, UserJoined | UserLeft | OnlineUsers):
                 self.rooms.told(event)
 
-    def _message_stored(self, appended: Appended) -> None:
+    def _message_stored(self, appended: Appended, then: Callable[[], None] | None) -> None:
         message = appended.message
         self.metrics.totals.messages += 1
         self.message_rate.add(self.now())
         if self._sequencer is None:
             self.publish(message.room, message)
+            if then is not None:
+                then()
             return
         self.broker.publish(Envelope(message.room, message, self.id))
+        if then is not None:
+            self._after_delivery[message.room, message.id] = then
         self._sequenced(message)
 
     def deliver(self, envelope: Envelope) -> None:
@@ -270,9 +278,33 @@ class Node:
 
     def _sequenced(self, message: ChatMessage) -> None:
         assert self._sequencer is not None
-        for ready in self._sequencer.offer(message, self.now()):
-            self.deliver_here(ready.room, ready)
+        self.deliver_sequenced(self._sequencer.offer(message, self.now()))
+        last = self._sequencer.last(message.room)
+        if last is None or last >= message.id:
+            # Delivered before (by the broker), or the room is no longer followed here.
+            then = self._after_delivery.pop((message.room, message.id), None)
+            if then is not None:
+                then()
         self._arm_fills()
+
+    def _unfollow(self, room: str) -> None:
+        """The room's last member here left: its held messages will not be delivered
+        here, so their senders' acks go now."""
+        if self._sequencer is None:
+            return
+        self._sequencer.forget(room)
+        for key in [key for key in self._after_delivery if key[0] == room]:
+            self._after_delivery.pop(key)()
+
+    def deliver_sequenced(self, messages: list[ChatMessage]) -> None:
+        """Deliver messages the sequencer released, each followed by its sender's ack
+        when the sender is here."""
+        for message in messages:
+            self.deliver_here(message.room, message)
+            if self._after_delivery:
+                then = self._after_delivery.pop((message.room, message.id), None)
+                if then is not None:
+                    then()
 
     def resumed(self) -> None:
         """The broker is back after an outage: read what was missed from the store."""
@@ -309,8 +341,7 @@ class Node:
                 after = page.messages[-1].id
         except StoreUnavailable as error:
             log.warning("filling a gap in %r failed (%s); retrying", fill.room, error)
-        for ready in self._sequencer.filled(fill, messages, self.now()):
-            self.deliver_here(ready.room, ready)
+        self.deliver_sequenced(self._sequencer.filled(fill, messages, self.now()))
         self._arm_fills()
 
     # --- cluster liveness ------------------------------------------------------------

@@ -21,7 +21,14 @@ from hubbub.core.sequencer import Sequencer
 from hubbub.presence.base import Arrival, Presence, PresenceReset, PresenceUnavailable
 from hubbub.protocol.envelope import RoomEvent
 from hubbub.protocol.errors import ErrorCode, Ref
-from hubbub.protocol.events import Ack, OnlineUsers, ServerEvent, UserJoined, UserLeft
+from hubbub.protocol.events import (
+    Ack,
+    ChatMessage,
+    OnlineUsers,
+    ServerEvent,
+    UserJoined,
+    UserLeft,
+)
 from hubbub.server.connection import Connection, Phase
 from hubbub.server.replay import replay
 from hubbub.store.base import MessageStore, StoreUnavailable
@@ -48,6 +55,8 @@ class Rooms:
         sequencer: Sequencer | None,
         publish: Publish,
         deliver_here: DeliverHere,
+        deliver_sequenced: Callable[[list[ChatMessage]], None],
+        unfollow: Callable[[str], None],
         send_error: SendError,
         max_members: int,
         presence_interval: float,
@@ -63,6 +72,9 @@ class Rooms:
         """Only in a cluster: one node's store callbacks come in id order by themselves."""
         self._publish = publish
         self._deliver_here = deliver_here
+        self._deliver_sequenced = deliver_sequenced
+        self._unfollow = unfollow
+        """Stop following the room's ids (its last member here left)."""
         self._send_error = send_error
         self._max_members = max_members
         self._clock = clock
@@ -174,16 +186,14 @@ class Rooms:
             last: int | None = await self._store.last_id(room)
         except StoreUnavailable:
             last = None
-        for message in sequencer.start_at(room, last):
-            self._deliver_here(room, message)
+        self._deliver_sequenced(sequencer.start_at(room, last))
 
     async def exit(self, connection: Connection, room: str) -> None:
         if not self.hub.leave(room, connection):
             return
         if not self.hub.has(room):
             self._broker.unsubscribe(room)
-            if self._sequencer is not None:
-                self._sequencer.forget(room)
+            self._unfollow(room)
         username = connection.session.username
         assert username is not None, "a connection in a room has a username"
         await self._depart(room, username)
