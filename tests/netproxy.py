@@ -11,6 +11,7 @@ class CuttableProxy:
         self._target_port = target_port
         self._links: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
+        self._blocked = False
         self.port = 0
 
     async def __aenter__(self) -> Self:
@@ -39,9 +40,20 @@ class CuttableProxy:
             writer.transport.abort()
         self._links.clear()
 
+    def block(self) -> None:
+        """Cut every link and refuse new ones until `unblock`: a network partition."""
+        self._blocked = True
+        self.cut()
+
+    def unblock(self) -> None:
+        self._blocked = False
+
     async def _link(
         self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter
     ) -> None:
+        if self._blocked:
+            client.transport.abort()
+            return
         try:
             server_reader, server = await asyncio.open_connection("127.0.0.1", self._target_port)
         except OSError:

@@ -72,7 +72,7 @@ async def test_a_redis_outage_turns_health_off_then_resumes_and_carries_again(
 
             redis.stop()
             await until(lambda: not b.healthy(), DEAD_AFTER + 2)
-            a.publish(message(2))  # lost or late (at most once), and never raises
+            a.publish(message(2))  # carried late, or lost if b was not back yet; never raises
             await until(lambda: not a.healthy(), DEAD_AFTER + 2)
             assert b_node.resumes == 0
 

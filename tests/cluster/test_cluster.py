@@ -18,6 +18,7 @@ import pytest
 
 from hubbub.client import ChatClient, ServerError
 from tests.conftest import ServerProcess, SpawnServer
+from tests.netproxy import CuttableProxy
 from tests.postgres import ADMIN_DSN
 from tests.services import PrivateRedis
 
@@ -319,3 +320,29 @@ async def test_an_ack_follows_the_senders_own_copy_of_its_message(
     finally:
         for sender in senders:
             await sender.close()
+
+
+async def test_a_message_acked_on_a_node_cut_from_redis_reaches_the_others_when_it_is_back(
+    spawn_server: SpawnServer, start_node: StartNode, redis: PrivateRedis, postgres_dsn: str
+) -> None:
+    """Nothing is posted after the link comes back: the message must not wait for a
+    later one to show the others a gap."""
+    async with CuttableProxy(redis.port) as link:
+        cut_off = await spawn_server(
+            "--store", postgres_dsn, "--redis-url", f"redis://127.0.0.1:{link.port}/0",
+            "--node-ttl", "30", "--presence-interval", "0.05",
+        )  # fmt: skip
+        other = await start_node()
+        async with (
+            await ChatClient.connect(cut_off.ws_url) as ann,
+            await ChatClient.connect(other.ws_url) as bob,
+        ):
+            await ann.join("r", "ann")
+            await bob.join("r", "bob")
+            link.block()
+            await health_becomes(cut_off, 503, within=10)
+            sent = await ann.say("while cut off", room="r")
+            await asyncio.sleep(1.0)  # the partition lasts on: the node's publish fails in it
+            link.unblock()
+            await health_becomes(cut_off, 200, within=10)
+            assert (await bob.expect("message", timeout=10))["id"] == sent

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from hubbub.presence.base import Liveness, Presence, Report, Resync, Totals
+from hubbub.presence.base import Liveness, Presence, Purged, Report, Resync, Totals
 from hubbub.presence.memory import MemoryPresence, Roster
 from hubbub.presence.redis import RedisPresence
 from tests.services import shared_redis_url
@@ -120,10 +120,10 @@ async def test_a_dead_nodes_users_leave_once_and_only_where_nobody_is_left(
     await dead.report(Report(3, 7, 0.0))
     await expire()
     purged = await asyncio.gather(*(node.purge_dead() for node in survivors))
-    assert sorted(purged, key=len) == [[], [("r", "ann")]]
+    assert sorted(purged, key=lambda p: p.nodes) == [Purged(), Purged(1, [("r", "ann")])]
     assert await survivors[1].users("r") == ["bob"]
     assert (await survivors[1].totals()).nodes == Report()
-    assert await survivors[0].purge_dead() == []
+    assert await survivors[0].purge_dead() == Purged()
 
 
 async def test_a_node_that_beats_is_not_purged(cluster: Cluster) -> None:
@@ -131,10 +131,10 @@ async def test_a_node_that_beats_is_not_purged(cluster: Cluster) -> None:
     a, b = await start("a"), await start("b", 30.0)
     await a.enter("r", "ann", 100)
     assert await a.beat() is Liveness.KNOWN
-    assert await b.purge_dead() == []
+    assert await b.purge_dead() == Purged()
     assert await b.users("r") == ["ann"]
     await expire()
-    assert await b.purge_dead() == [("r", "ann")]
+    assert await b.purge_dead() == Purged(1, [("r", "ann")])
 
 
 async def test_a_purged_node_learns_it_from_its_beat(cluster: Cluster) -> None:
@@ -176,7 +176,19 @@ async def test_replace_after_a_purge_enters_the_node_again(cluster: Cluster) -> 
     a, b = await start("a"), await start("b", 30.0)
     await a.enter("r", "ann", 100)
     await expire()
-    assert await b.purge_dead() == [("r", "ann")]
+    assert await b.purge_dead() == Purged(1, [("r", "ann")])
     assert await a.beat() is Liveness.PURGED
     assert await a.replace({("r", "ann"): 1}) == Resync(arrived=[("r", "ann")])
     assert await b.users("r") == ["ann"]
+
+
+async def test_hundreds_of_changes_at_once_are_all_counted(cluster: Cluster) -> None:
+    """A thousand clients leaving together must queue for presence, not fail."""
+    start, _ = cluster
+    a = await start("a")
+    names = [f"user{n}" for n in range(300)]
+    await asyncio.gather(*(a.enter("r", name, 1000) for name in names))
+    assert len(await a.users("r")) == 300
+    left = await asyncio.gather(*(a.exit("r", name) for name in names))
+    assert all(left)
+    assert await a.users("r") == []

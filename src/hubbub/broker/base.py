@@ -16,8 +16,9 @@ Guarantees (checked by tests/contract/test_broker.py for every broker):
   returns, it gets every event published afterwards in the rooms it had
   subscribed to (while the broker is healthy).
 - `publish`, `subscribe` and `unsubscribe` never block and never raise: an
-  event that cannot be carried now is dropped (at most once), and `healthy`
-  turns false until the broker can carry events again.
+  event that cannot be carried now may be carried late (after an outage, or
+  twice), or lost, and `healthy` turns false until the broker can carry events
+  again. Nodes drop message ids they have delivered, and fill gaps from the store.
 - The subscriber is called on the node's event loop, never during `publish`.
 - After an outage (events may have been lost), once the broker carries events
   again it calls `Subscriber.resumed`, so the node can catch up from the store.

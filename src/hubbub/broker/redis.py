@@ -46,7 +46,8 @@ RECONNECT_DELAYS = (0.05, 0.1, 0.25, 0.5, 1.0)
 """Waits between attempts to reconnect; the last one repeats."""
 PIPELINE_LIMIT = 1000
 OUTBOX_LIMIT = 100_000
-"""Events waiting to be published; beyond it the newest are dropped (Redis is stuck)."""
+"""Events waiting to be published (also while Redis is away); beyond it the newest are
+dropped, and the other nodes fill the gap from the store when they see it."""
 CLOSE_TIMEOUT = 2.0
 _READY = b"hubbub-ready"
 _SYNC = "hubbub-sync-"
@@ -89,7 +90,7 @@ class RedisBroker:
         """`ready` calls waiting for the answer to their ping, by its number."""
         self._sync_number = 0
         self.dropped = 0
-        """Events that could not be published (Redis unreachable or stuck)."""
+        """Events dropped because too many waited to be published."""
 
     def _channel(self, room: str) -> str:
         return f"{self._prefix}room:{room}"
@@ -256,8 +257,12 @@ class RedisBroker:
                             pipe.publish(channel, data)
                         await pipe.execute()
                 except (RedisError, OSError) as error:
-                    log.warning("publishing to Redis failed (%s)", error)
-                    self.dropped += len(batch)
+                    # Kept and sent again once Redis answers: a node whose link to Redis
+                    # broke must not leave the others without its messages until the
+                    # next one shows them a gap. (A batch Redis took before failing goes
+                    # twice; nodes drop message ids they have delivered.)
+                    log.warning("publishing to Redis failed (%s); will send again", error)
+                    outbox.extendleft(reversed(batch))
                     self._publishing = False
                     await self._until_reachable()
                     self._publishing = True

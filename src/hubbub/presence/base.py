@@ -74,6 +74,16 @@ class Resync:
     left: list[tuple[str, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What one `purge_dead` did."""
+
+    nodes: int = 0
+    """Dead nodes removed: what they published last may never have reached anyone."""
+    left: list[tuple[str, str]] = field(default_factory=list)
+    """(room, username) left with no connection on any node: `user_left` is due."""
+
+
 class PresenceUnavailable(Exception):
     """Presence cannot be read or changed now (Redis is unreachable)."""
 
@@ -118,8 +128,8 @@ class Presence(Protocol):
 
     async def totals(self) -> Totals: ...
 
-    async def purge_dead(self) -> list[tuple[str, str]]:
-        """Remove the connections of dead nodes; the (room, username) pairs left empty."""
+    async def purge_dead(self) -> Purged:
+        """Remove the dead nodes and their connections (once, whoever asks)."""
         ...
 
     async def replace(self, entries: Mapping[tuple[str, str], int]) -> Resync:

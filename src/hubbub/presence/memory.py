@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from hubbub.presence.base import Arrival, Liveness, Report, Resync, Totals
+from hubbub.presence.base import Arrival, Liveness, Purged, Report, Resync, Totals
 
 
 @dataclass(slots=True)
@@ -102,17 +102,18 @@ class MemoryPresence:
         distinct = set().union(*roster.users.values()) if roster.users else set()
         return Totals(len(roster.users), len(distinct), summed(roster.reports.values()))
 
-    async def purge_dead(self) -> list[tuple[str, str]]:
+    async def purge_dead(self) -> Purged:
         roster = self._roster
         now = roster.clock()
         gone: list[tuple[str, str]] = []
-        for node in [node for node, until in roster.alive_until.items() if until <= now]:
+        dead = [node for node, until in roster.alive_until.items() if until <= now]
+        for node in dead:
             del roster.alive_until[node]
             roster.reports.pop(node, None)
             for (room, username), count in roster.by_node.pop(node, Counter()).items():
                 if self._remove(room, username, count):
                     gone.append((room, username))
-        return gone
+        return Purged(len(dead), gone)
 
     async def replace(self, entries: Mapping[tuple[str, str], int]) -> Resync:
         roster = self._roster

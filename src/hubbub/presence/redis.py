@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from importlib.resources import files
 from typing import cast
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
@@ -30,12 +30,15 @@ from hubbub.presence.base import (
     Liveness,
     PresenceReset,
     PresenceUnavailable,
+    Purged,
     Report,
     Resync,
     Totals,
 )
 from hubbub.presence.memory import summed
 
+POOL_SIZE = 16
+POOL_WAIT_SECONDS = 5.0
 RESET = -2
 """What the scripts answer when presence was reset since this node counted in it."""
 
@@ -60,9 +63,17 @@ def _script(redis: Redis, name: str) -> AsyncScript:
 
 class RedisPresence:
     def __init__(self, url: str, prefix: str = "hubbub:") -> None:
-        self._redis = redis = Redis.from_url(
-            url, decode_responses=True, socket_connect_timeout=3.0, socket_timeout=3.0
+        # A blocking pool: a thousand clients leaving at once queue for a connection
+        # instead of failing with "Too many connections".
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=POOL_SIZE,
+            timeout=POOL_WAIT_SECONDS,
+            decode_responses=True,
+            socket_connect_timeout=3.0,
+            socket_timeout=3.0,
         )
+        self._redis = redis = Redis(connection_pool=pool)
         self._prefix = prefix
         self._node = ""
         self._ttl_ms = 0
@@ -166,16 +177,16 @@ class RedisPresence:
         distinct = {user for users in per_room for user in users}
         return Totals(len(names), len(distinct), summed(_parsed(value) for value in per_node))
 
-    async def purge_dead(self) -> list[tuple[str, str]]:
+    async def purge_dead(self) -> Purged:
         return await self._purge_nodes([])
 
-    async def _purge_nodes(self, nodes: list[str]) -> list[tuple[str, str]]:
+    async def _purge_nodes(self, nodes: list[str]) -> Purged:
         keys = [self._nodes, self._rooms, self._reports]
         try:
-            flat = await self._purge(keys=keys, args=[self._prefix, *nodes])
+            count, *flat = await self._purge(keys=keys, args=[self._prefix, *nodes])
         except RedisError as error:
             raise PresenceUnavailable(str(error)) from error
-        return _pairs(flat)
+        return Purged(int(count), _pairs(flat))
 
     async def replace(self, entries: Mapping[tuple[str, str], int]) -> Resync:
         args: list[str | int] = [self._prefix]
@@ -191,4 +202,4 @@ class RedisPresence:
         try:
             await self._purge_nodes([self._node])
         finally:
-            await self._redis.aclose()
+            await self._redis.aclose(close_connection_pool=True)

@@ -358,10 +358,14 @@ class Node:
                     last_beat = self.now()
                     await self._report()
                     await self.recount()
-                for room, username in await self.presence.purge_dead():
+                purged = await self.presence.purge_dead()
+                for room, username in purged.left:
                     log.info("%s left %r with a node that died", username, room)
                     self.publish(room, UserLeft(username, room))
                     self.rooms.changed(room)
+                if purged.nodes:
+                    # A dead node may have stored messages it never published.
+                    self.resumed()
             except PresenceUnavailable as error:
                 log.warning("presence unavailable (%s)", error)
 

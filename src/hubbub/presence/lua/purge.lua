@@ -4,7 +4,8 @@
 -- KEYS: the nodes sorted set, the rooms hash, the nodes' reports hash
 -- ARGV: the key prefix, and optionally one node to remove whether dead or not (a node
 -- leaving cleanly)
--- Returns a flat list: room, username, room, username... left with no connection.
+-- Returns a flat list: how many nodes were removed, then room, username, room,
+-- username... left with no connection.
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local nodes = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms)
@@ -37,4 +38,5 @@ if ARGV[2] and redis.call('ZCARD', KEYS[1]) == 0 then
     -- The last node left cleanly: presence is empty, and the next one starts it anew.
     redis.call('DEL', ARGV[1] .. 'epoch')
 end
+table.insert(gone, 1, #nodes)
 return gone
