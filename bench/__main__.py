@@ -49,7 +49,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--s1-rates",
         type=_rates,
         help="comma-separated S1 send rates instead of the ladder, e.g. 50,50,50 to compare"
-        " CPU per delivery at one rate with more samples",
+        " CPU per delivery at one rate with more samples (a failing step does not stop them)",
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="load-generator processes (default 2)"
@@ -108,7 +108,9 @@ def _rates(text: str) -> tuple[int, ...]:
 
 def _sizes(args: argparse.Namespace) -> Sizes:
     sizes = QUICK if args.quick else FULL
-    return replace(sizes, s1_rates=args.s1_rates) if args.s1_rates else sizes
+    if not args.s1_rates:
+        return sizes
+    return replace(sizes, s1_rates=args.s1_rates, s1_stop_on_failure=False)
 
 
 def main(argv: list[str]) -> int:

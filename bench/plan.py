@@ -30,6 +30,8 @@ class Sizes:
     """Joins in flight per worker while a scenario sets up its rooms."""
     warmup_seconds: float
     """A discarded load step before measuring: the first seconds after a join storm are slow."""
+    s1_stop_on_failure: bool = True
+    """False when the rates were given (`--s1-rates 50,50,50`): every one is a sample."""
 
 
 FULL = Sizes(

@@ -210,7 +210,7 @@ def run_s1(server_name: str, plan: Plan, split: CoreSplit) -> Result:
                 retry["first_try"] = step
                 step = retry
             steps.append(step)
-            if not step["passed"] or not rig.server.alive():
+            if not rig.server.alive() or (not step["passed"] and sizes.s1_stop_on_failure):
                 break
         passing = [step for step in steps if step["passed"]]
         best = passing[-1] if passing else None
