@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench import charts, machine, report, runner
 from bench.pinning import split_cores
-from bench.plan import FULL, QUICK, SCENARIOS, Plan, Sizes
+from bench.plan import DEFAULT_POSTGRESQL, FULL, QUICK, SCENARIOS, Plan, Sizes
 from bench.servers import SERVERS
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -49,7 +49,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--s1-rates",
         type=_rates,
         help="comma-separated S1 send rates instead of the ladder, e.g. 50,50,50 to compare"
-        " CPU per delivery at one rate with more samples",
+        " CPU per delivery at one rate with more samples (a failing step does not stop them)",
     )
     parser.add_argument(
         "--workers", type=int, default=2, help="load-generator processes (default 2)"
@@ -72,6 +72,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         metavar="ARG",
         help="extra argument for `hubbub serve` (repeatable)",
+    )
+    parser.add_argument(
+        "--postgresql",
+        default=DEFAULT_POSTGRESQL,
+        metavar="URL",
+        help="database for hubbub-pg and hubbub-cluster: a fresh schema per start"
+        f" (default {DEFAULT_POSTGRESQL})",
     )
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS)
     parser.add_argument(
@@ -108,7 +115,9 @@ def _rates(text: str) -> tuple[int, ...]:
 
 def _sizes(args: argparse.Namespace) -> Sizes:
     sizes = QUICK if args.quick else FULL
-    return replace(sizes, s1_rates=args.s1_rates) if args.s1_rates else sizes
+    if not args.s1_rates:
+        return sizes
+    return replace(sizes, s1_rates=args.s1_rates, s1_stop_on_failure=False)
 
 
 def main(argv: list[str]) -> int:
@@ -131,6 +140,7 @@ def main(argv: list[str]) -> int:
         client=args.client,
         hubbub_args=tuple(args.hubbub_arg),
         log_path=args.results_dir / "servers.log",
+        postgresql=args.postgresql,
     )
     split = split_cores(args.server_cores)
     described = machine.describe(split)

@@ -6,6 +6,7 @@ from pathlib import Path
 SCENARIOS = ("s1", "s2", "s3", "j", "z")
 MIN_DELIVERY_RATIO = 0.999
 MAX_P99_SECONDS = 0.100
+DEFAULT_POSTGRESQL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class Sizes:
     """Joins in flight per worker while a scenario sets up its rooms."""
     warmup_seconds: float
     """A discarded load step before measuring: the first seconds after a join storm are slow."""
+    s1_stop_on_failure: bool = True
+    """False when the rates were given (`--s1-rates 50,50,50`): every one is a sample."""
 
 
 FULL = Sizes(
@@ -80,3 +83,5 @@ class Plan:
     hubbub_args: tuple[str, ...] = ()
     log_path: Path | None = None
     """Where the servers' stdout and stderr go (appended); None discards them."""
+    postgresql: str = DEFAULT_POSTGRESQL
+    """The database in which hubbub-pg and hubbub-cluster get a fresh schema per start."""

@@ -13,11 +13,12 @@ import time
 from collections import Counter
 from typing import Any
 
+from bench.deployment import Deployment
 from bench.latency import latency_summary, merge_latencies
 from bench.pinning import CoreSplit
 from bench.plan import MAX_P99_SECONDS, MIN_DELIVERY_RATIO, Plan
-from bench.proctree import system_busy_seconds, tree_usage
-from bench.servers import SERVERS, RunningServer
+from bench.proctree import system_busy_seconds
+from bench.servers import SERVERS
 from bench.swarm import Swarm
 
 SETTLE_TIMEOUT = 180.0
@@ -41,7 +42,9 @@ class Rig:
     def __init__(self, server_name: str, plan: Plan, split: CoreSplit, compression: bool) -> None:
         spec = SERVERS[server_name]
         extra = plan.hubbub_args if server_name.startswith("hubbub") else ()
-        self.server = RunningServer(spec, split.server, compression, extra, plan.log_path)
+        self.server = Deployment(
+            spec, split.server, compression, extra, plan.log_path, plan.postgresql
+        )
         self.split = split
         try:
             self.swarm = Swarm(plan.workers, split.generator)
@@ -68,17 +71,24 @@ class Rig:
     def connect(
         self, count: int, rooms: int, prefix: str, compress: bool = False, prefer: str = ""
     ) -> Result:
-        """Open `count` connections spread round-robin over workers and `rooms` rooms."""
+        """Open `count` connections spread round-robin over workers and `rooms` rooms, and
+        over the server's nodes (a cluster's), so that every worker has members on each
+        node; `load` sends only from the members on the first node."""
         prefer = prefer or self.client
+        urls = self.server.urls
         size_of_room = Counter(f"{prefix}-{index % rooms}" for index in range(count))
-        per_worker: list[list[tuple[str, str, int]]] = [[] for _ in range(self.swarm.size)]
+        per_worker: list[list[tuple[str, str, int, int, bool]]] = [
+            [] for _ in range(self.swarm.size)
+        ]
         for index in range(count):
             room = f"{prefix}-{index % rooms}"
-            per_worker[index % self.swarm.size].append((f"u{index}", room, size_of_room[room]))
+            node = (index // self.swarm.size) % len(urls)
+            member = (f"u{index}", room, size_of_room[room], node, node == 0)
+            per_worker[index % self.swarm.size].append(member)
         answers = self.swarm.call(
             "connect",
             [
-                {"url": self.server.url, "members": members, "compress": compress, "prefer": prefer}
+                {"urls": urls, "members": members, "compress": compress, "prefer": prefer}
                 for members in per_worker
             ],
             timeout=60.0 + count * 0.05,
@@ -114,7 +124,9 @@ class Rig:
 
     def step(self, step: int, rate: float, duration: float, joined: RoomCounts) -> Result:
         """Send at `rate` messages/s for `duration` s, wait for the deliveries, measure."""
-        before = tree_usage(self.server.pid)
+        before = self.server.usage()
+        nodes_before = self.server.node_cpu_seconds()
+        services_before = self.server.service_cpu_seconds()
         busy_before = system_busy_seconds()
         per_worker_rate = rate / self.swarm.size
         loads = self.swarm.call(
@@ -135,7 +147,9 @@ class Rig:
             ],
             timeout=DRAIN_CAP_SECONDS + 10,
         )
-        after = tree_usage(self.server.pid)
+        after = self.server.usage()
+        nodes_after = self.server.node_cpu_seconds()
+        services_after = self.server.service_cpu_seconds()
         busy = system_busy_seconds() - busy_before
         received = sum(answer["received"] for answer in drains)
         wanted = sum(expected)
@@ -146,6 +160,7 @@ class Rig:
         generator_wall = max(answer["wall_seconds"] for answer in drains)
         ratio = received / wanted if wanted else 0.0
         summary = latency_summary(latencies)
+        services = {name: services_after[name] - services_before[name] for name in services_after}
         return {
             "offered_rate": rate,
             "sent": sum(sent_per_room.values()),
@@ -157,10 +172,11 @@ class Rig:
             "server_cpu_seconds": server_cpu,
             "server_cpu_us_per_delivery": server_cpu / received * 1e6 if received else None,
             "server_rss_bytes": after.rss_bytes,
+            **_cluster_figures(nodes_before, nodes_after, services, received, drains),
             "generator_cpu_share": generator_cpu
             / (generator_wall * len(self.split.generator) or 1.0),
             # CPU that neither the server nor the generator used: other tenants of the machine.
-            "other_cpu_share": max(0.0, busy - server_cpu - generator_cpu)
+            "other_cpu_share": max(0.0, busy - server_cpu - generator_cpu - sum(services.values()))
             / (generator_wall * (os.cpu_count() or 1) or 1.0),
             "stale_deliveries": sum(answer["stale"] for answer in drains),
             "closed_by_server": sum(answer["closed_by_server"] for answer in drains),
@@ -173,7 +189,7 @@ class Rig:
             self.step(WARMUP_STEP, rate, seconds, joined)
 
     def totals(self) -> Result:
-        usage = tree_usage(self.server.pid)
+        usage = self.server.usage()
         return {
             "connections_made_total": self.connections_made,
             "server_cpu_seconds_total": usage.cpu_seconds,
@@ -184,14 +200,40 @@ class Rig:
     def wait_server_idle(self) -> float:
         """Wait (bounded) until the server uses under 2% of a core; polled, as no event says so."""
         deadline = time.monotonic() + IDLE_WAIT_SECONDS
-        previous = tree_usage(self.server.pid).cpu_seconds
+        previous = self.server.usage().cpu_seconds
         while time.monotonic() < deadline:
             time.sleep(0.5)
-            current = tree_usage(self.server.pid).cpu_seconds
+            current = self.server.usage().cpu_seconds
             if current - previous < IDLE_CPU_SHARE * 0.5:
                 break
             previous = current
-        return tree_usage(self.server.pid).rss_bytes
+        return self.server.usage().rss_bytes
+
+
+def _cluster_figures(
+    nodes_before: list[float],
+    nodes_after: list[float],
+    services: dict[str, float],
+    received: int,
+    drains: list[Result],
+) -> Result:
+    """What only a cluster, or a server with a PostgreSQL store, has: each node's CPU, the
+    latency of the members on each node, and the CPU of Redis and PostgreSQL's backends."""
+    figures: Result = {}
+    if len(nodes_after) > 1:
+        figures["node_cpu_seconds"] = [
+            after - before for before, after in zip(nodes_before, nodes_after, strict=True)
+        ]
+        figures["latency_per_node"] = [
+            latency_summary(
+                merge_latencies(answer["latencies_per_node"][node] for answer in drains)
+            )
+            for node in range(len(nodes_after))
+        ]
+    for name, seconds in services.items():
+        figures[f"{name}_cpu_seconds"] = seconds
+        figures[f"{name}_cpu_us_per_delivery"] = seconds / received * 1e6 if received else None
+    return figures
 
 
 def run_s1(server_name: str, plan: Plan, split: CoreSplit) -> Result:
@@ -210,7 +252,7 @@ def run_s1(server_name: str, plan: Plan, split: CoreSplit) -> Result:
                 retry["first_try"] = step
                 step = retry
             steps.append(step)
-            if not step["passed"] or not rig.server.alive():
+            if not rig.server.alive() or (not step["passed"] and sizes.s1_stop_on_failure):
                 break
         passing = [step for step in steps if step["passed"]]
         best = passing[-1] if passing else None
@@ -260,13 +302,13 @@ def run_j(server_name: str, plan: Plan, split: CoreSplit) -> Result:
     members = plan.sizes.j_members
     with Rig(server_name, plan, split, compression=False) as rig:
         result: Result = rig.connect(members, 1, "j")
-        before = tree_usage(rig.server.pid)
+        before = rig.server.usage()
         start_ns = time.monotonic_ns() + 200_000_000
         timeout = plan.sizes.j_timeout
         answers = rig.swarm.call(
             "join_burst", {"start_ns": start_ns, "timeout": timeout}, timeout + 10
         )
-        after = tree_usage(rig.server.pid)
+        after = rig.server.usage()
         settled = sum(answer["settled"] for answer in answers)
         first = min(answer["first_send_ns"] for answer in answers)
         last = max(answer["last_settled_ns"] for answer in answers)

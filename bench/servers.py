@@ -28,6 +28,12 @@ class ServerSpec:
     command: Callable[[int, bool], list[str]]
     """(port, compression) -> argv."""
     env: dict[str, str] = field(default_factory=dict)
+    nodes: int = 1
+    """Processes started from `command`; more than one only for a cluster."""
+    postgresql: bool = False
+    """Gets `--store` with a fresh schema of the run's PostgreSQL database."""
+    redis: bool = False
+    """Gets `--redis-url` of a redis-server of its own (cluster mode)."""
 
 
 def _hubbub_command(port: int, compression: bool) -> list[str]:
@@ -59,6 +65,12 @@ def _fastapi_command(port: int, compression: bool) -> list[str]:
     return [*argv, "--compress"] if compression else argv
 
 
+def _prepare_cluster() -> None:
+    toolchain.prepare_hubbub()
+    if shutil.which("redis-server") is None:
+        raise toolchain.ToolchainError("redis-server is missing: apt-get install redis-server")
+
+
 _HUBBUB_ENV = {
     # The benchmark opens up to 10,000 connections from one address.
     "HUBBUB_MAX_CONNECTIONS": "20000",
@@ -78,6 +90,34 @@ SERVERS: dict[str, ServerSpec] = {
         toolchain.prepare_hubbub,
         _hubbub_memory_command,
         env=_HUBBUB_ENV,
+    ),
+    # The PostgreSQL store on one node: the baseline for hubbub-cluster (same store).
+    "hubbub-pg": ServerSpec(
+        "hubbub-pg",
+        toolchain.prepare_hubbub,
+        _hubbub_command,
+        env=_HUBBUB_ENV,
+        postgresql=True,
+    ),
+    # Cluster mode: two nodes on one Redis and one PostgreSQL schema; the swarm spreads
+    # each room's members over both, and only the first node's members send.
+    "hubbub-cluster": ServerSpec(
+        "hubbub-cluster",
+        _prepare_cluster,
+        _hubbub_command,
+        env=_HUBBUB_ENV,
+        nodes=2,
+        postgresql=True,
+        redis=True,
+    ),
+    # Cluster mode with one node: what the Redis broker and sequencer cost, nothing spread.
+    "hubbub-cluster1": ServerSpec(
+        "hubbub-cluster1",
+        _prepare_cluster,
+        _hubbub_command,
+        env=_HUBBUB_ENV,
+        postgresql=True,
+        redis=True,
     ),
     "go": ServerSpec("go", toolchain.prepare_go_peer, _go_command),
     "node": ServerSpec("node", toolchain.prepare_node_peer, _node_command),

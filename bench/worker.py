@@ -38,18 +38,26 @@ class Member:
     __slots__ = (
         "connection",
         "join_reply",
+        "node",
         "online_count",
         "open",
         "room",
         "room_size",
+        "sender",
         "settled_ns",
         "username",
     )
 
-    def __init__(self, username: str, room: str, room_size: int) -> None:
+    def __init__(
+        self, username: str, room: str, room_size: int, node: int = 0, sender: bool = True
+    ) -> None:
         self.username = username
         self.room = room
         self.room_size = room_size
+        self.node = node
+        """Which of the server's nodes (URLs) it is connected to."""
+        self.sender = sender
+        """Whether `load` sends from it."""
         self.connection: client.Connection | None = None
         self.open = False
         self.online_count = 0
@@ -74,7 +82,8 @@ class Worker:
         self.received = 0
         self.stale = 0
         self.expected = 0
-        self.latencies = array("q")
+        self.latencies: list[array[int]] = [array("q")]
+        """Per node that the receiving member is connected to."""
         self.drained = asyncio.Event()
         # Presence: how many members have seen the final online_users count.
         self.settled = 0
@@ -87,7 +96,7 @@ class Worker:
         if b'"online_users"' in payload:
             self._on_online_users(member, payload)
         elif b'"content"' in payload:
-            self._on_message(payload)
+            self._on_message(member, payload)
 
     def _on_online_users(self, member: Member, payload: bytes) -> None:
         match = COUNT_PATTERN.search(payload)
@@ -104,7 +113,7 @@ class Worker:
             if self.settled >= self.open_count:
                 self.all_settled.set()
 
-    def _on_message(self, payload: bytes) -> None:
+    def _on_message(self, member: Member, payload: bytes) -> None:
         """Read "<send_ns>:<step>" from a `message` frame without decoding the whole JSON.
 
         Only `message` events carry "content", and the benchmark's contents are digits
@@ -119,7 +128,7 @@ class Worker:
             self.stale += 1
             return
         self.received += 1
-        self.latencies.append(now - int(sent))
+        self.latencies[member.node].append(now - int(sent))
         if self.received >= self.expected > 0:
             self.drained.set()
 
@@ -137,12 +146,13 @@ class Worker:
 
     async def connect(
         self,
-        url: str,
-        members: list[tuple[str, str, int]],
+        urls: list[str],
+        members: list[tuple[str, str, int, int, bool]],
         compress: bool = False,
         prefer: str = "auto",
     ) -> dict[str, Any]:
-        """Open one connection per (username, room, room_size); a refused one is counted."""
+        """Open one connection per (username, room, room_size, node, sender) to the node's
+        URL in `urls`; a refused one is counted."""
         started = time.monotonic()
         limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
         errors: Counter[str] = Counter()
@@ -151,7 +161,7 @@ class Worker:
             async with limit:
                 try:
                     member.connection = await client.open_connection(
-                        url,
+                        urls[member.node],
                         lambda payload: self.on_text(member, payload),
                         lambda: self.on_close(member),
                         compress=compress,
@@ -162,8 +172,10 @@ class Worker:
                 except Exception as error:  # refused upgrade, reset, timeout
                     errors[type(error).__name__] += 1
 
-        new = [Member(username, room, size) for username, room, size in members]
+        new = [Member(*member) for member in members]
         self.members.extend(new)
+        while len(self.latencies) < len(urls):
+            self.latencies.append(array("q"))
         await asyncio.gather(*(open_one(member) for member in new))
         return {
             "connected": sum(1 for member in new if member.open),
@@ -256,11 +268,11 @@ class Worker:
         """Send `rate` messages/s for `duration` s, round-robin over the open members."""
         self.step = step
         self.received = self.stale = self.expected = 0
-        self.latencies = array("q")
+        self.latencies = [array("q") for _ in self.latencies]
         self.drained.clear()
         self._cpu_started = time.process_time()
         self._wall_started = time.monotonic()
-        senders = [m for m in self.members if m.open and m.connection is not None]
+        senders = [m for m in self.members if m.sender and m.open and m.connection is not None]
         sent_per_room: Counter[str] = Counter()
         total = int(rate * duration)
         sent = 0
@@ -293,7 +305,10 @@ class Worker:
         return {
             "received": self.received,
             "stale": self.stale,
-            "latencies": self.latencies.tobytes(),
+            "latencies": b"".join(samples.tobytes() for samples in self.latencies),
+            "latencies_per_node": [samples.tobytes() for samples in self.latencies]
+            if len(self.latencies) > 1
+            else [],
             "closed_by_server": self.closed_by_server,
             "open": self.open_count,
             "cpu_seconds": time.process_time() - self._cpu_started,
