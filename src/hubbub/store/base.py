@@ -21,6 +21,7 @@ Guarantees (checked by tests/contract/test_message_store.py for every store):
   by itself when the storage does.
 """
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -124,3 +125,26 @@ class MessageStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def submitted(
+    submit: Callable[[str, str, str, int, "Retry | None", Stored], None],
+    room: str,
+    sender: str,
+    content: str,
+    timestamp_ms: int,
+    retry: "Retry | None",
+) -> Appended:
+    """`append` for a store whose work is done by `submit`: its outcome, awaited."""
+    future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+
+    def stored(outcome: Appended | Exception) -> None:
+        if future.done():
+            return
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    submit(room, sender, content, timestamp_ms, retry, stored)
+    return await future

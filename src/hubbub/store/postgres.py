@@ -46,6 +46,7 @@ from hubbub.store.base import (
     Retry,
     Stored,
     StoreUnavailable,
+    submitted,
 )
 
 log = logging.getLogger("hubbub.store")
@@ -216,18 +217,7 @@ class PostgresStore:
     async def append(
         self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None = None
     ) -> Appended:
-        future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-
-        def stored(outcome: Appended | Exception) -> None:
-            if future.done():
-                return
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-
-        self.submit(room, sender, content, timestamp_ms, retry, stored)
-        return await future
+        return await submitted(self.submit, room, sender, content, timestamp_ms, retry)
 
     def submit(
         self,

@@ -48,6 +48,7 @@ from hubbub.store.base import (
     Retry,
     Stored,
     StoreUnavailable,
+    submitted,
 )
 from hubbub.store.commit_pacer import CommitPacer
 from hubbub.store.recent import RecentRetries, RetryKey
@@ -338,18 +339,7 @@ class SqliteStore:
     async def append(
         self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None = None
     ) -> Appended:
-        future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-
-        def stored(outcome: Appended | Exception) -> None:
-            if future.done():
-                return
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
-
-        self.submit(room, sender, content, timestamp_ms, retry, stored)
-        return await future
+        return await submitted(self.submit, room, sender, content, timestamp_ms, retry)
 
     def submit(
         self,
