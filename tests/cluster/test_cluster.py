@@ -346,3 +346,45 @@ async def test_a_message_acked_on_a_node_cut_from_redis_reaches_the_others_when_
             link.unblock()
             await health_becomes(cut_off, 200, within=10)
             assert (await bob.expect("message", timeout=10))["id"] == sent
+
+
+async def test_a_rejoin_with_since_replays_before_live_messages_while_another_node_posts(
+    start_node: StartNode,
+) -> None:
+    """The replay of a join with `since` comes before any live message, also when the
+    joining node must first subscribe to the room (its first member there)."""
+    fast = ("--rate", "1000", "--rate-burst", "1000")
+    a, b = await start_node(*fast), await start_node(*fast)
+    posters = [await ChatClient.connect(a.ws_url) for _ in range(4)]
+    for n, poster in enumerate(posters):
+        await poster.join("r", f"poster{n}")
+    stop = asyncio.Event()
+
+    async def post(poster: ChatClient) -> None:
+        while not stop.is_set():
+            await poster.send({"type": "message", "room": "r", "content": "x"})
+            await asyncio.sleep(0.002)  # a steady stream from another node
+
+    posting = [asyncio.create_task(post(poster)) for poster in posters]
+    try:
+        async with await ChatClient.connect(b.ws_url) as joiner:
+            last = 0
+            for _ in range(60):
+                await joiner.join("r", "joiner", since=last)
+                ids: list[int] = []
+                async with asyncio.timeout(10):
+                    while len(ids) < 20:
+                        event = await joiner.receive()
+                        if event["type"] == "message":
+                            ids.append(event["id"])
+                assert ids == list(range(last + 1, last + 1 + len(ids))), ids[:10]
+                last = ids[-1]
+                await joiner.leave("r")
+                for _ in joiner.pending("message"):
+                    assert (await joiner.expect("message"))["id"] == last + 1
+                    last += 1
+    finally:
+        stop.set()
+        await asyncio.gather(*posting)
+        for poster in posters:
+            await poster.close()

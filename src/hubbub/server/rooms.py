@@ -98,16 +98,20 @@ class Rooms:
         already_in = connection in self.hub.members(room)
         if not already_in and not await self._arrive(connection, room, username, action.ref):
             return
+        if action.since is not None:
+            # From the moment the connection is a member (no await in between), live
+            # frames wait behind the replay: reading presence below may suspend.
+            connection.hold(room)
         try:
             users = await self._presence.users(room)
         except PresenceUnavailable:
             users = [username]
-        connection.send(OnlineUsers.of(room, users))
         if action.since is None:
+            connection.send(OnlineUsers.of(room, users))
             if action.ref is not None:
                 connection.send(Ack(action.ref))
             return
-        connection.hold(room)
+        connection.deliver(OnlineUsers.of(room, users))
         last = action.since
         try:
             replayed = await replay(self._store, connection, room, action.since)
@@ -155,10 +159,17 @@ class Rooms:
             # Gone while presence answered: `disconnect` did not find it in the room.
             await self._depart(room, username)
             return False
-        first_here = not self.hub.has(room)
-        self.hub.join(room, connection)
-        if first_here:
+        if not self.hub.has(room):
+            # Before the connection is a member: `enter` holds its live frames from
+            # then on, with no await in between.
             await self._follow(room)
+            if connection.phase is not Phase.OPEN:
+                if not self.hub.has(room):
+                    self._broker.unsubscribe(room)
+                    self._unfollow(room)
+                await self._depart(room, username)
+                return False
+        self.hub.join(room, connection)
         if arrival.first:
             self._publish(room, UserJoined(username, room), None)
         self.changed(room)
@@ -235,11 +246,11 @@ class Rooms:
             self._throttle.forget(room)
             return
         delay = self._throttle.changed(room, self._clock())
-        if delay is not None:
+        if delay is not None and room not in self._timers:
             self._timers[room] = asyncio.get_running_loop().call_later(delay, self._list_due, room)
 
     def _list_due(self, room: str) -> None:
-        del self._timers[room]
+        self._timers.pop(room, None)
         if not self.hub.has(room):
             self._throttle.forget(room)
             self._listed.pop(room, None)
