@@ -122,6 +122,8 @@ class SoakReport:
     acked_unstored: int = 0
     server_errors: int = 0
     """ERROR/CRITICAL/Traceback lines in the nodes' logs (`--cluster`: not judged)."""
+    traffic_started: float | None = None
+    """time.monotonic() when the traffic began; with chaos, problems say when they were seen."""
 
     @property
     def ok(self) -> bool:
@@ -129,6 +131,8 @@ class SoakReport:
 
     def problem(self, text: str, kind: str = "other") -> None:
         self.problem_kinds[kind] += 1
+        if self.traffic_started is not None:
+            text = f"[{time.monotonic() - self.traffic_started:.1f} s] {text}"
         if len(self.problems) < 50:
             self.problems.append(text)
         elif len(self.problems) == 50:
@@ -759,11 +763,16 @@ class ServerLog:
 
     lines: int = 0
     errors: list[str] = field(default_factory=list)
+    copy: Path | None = None
+    """A file that gets every line too (`--logs`)."""
 
     async def drain(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
             self.lines += 1
             text = line.decode(errors="replace").rstrip()
+            if self.copy is not None:
+                with self.copy.open("a") as copy:
+                    print(text, file=copy)
             if " ERROR " in text or "Traceback" in text or " CRITICAL " in text:
                 self.errors.append(text)
 
@@ -907,6 +916,7 @@ async def cluster_chaos(
     try:
         await soak.started.wait()
         begun = time.monotonic()
+        report.traffic_started = begun
 
         async def at(share: float) -> float:
             await asyncio.sleep(max(0.0, begun + share * soak.settings.duration - time.monotonic()))
@@ -963,6 +973,7 @@ async def run_cluster_soak(
     seed: int = 0,
     nodes: int = 2,
     plan: ChaosPlan | None = None,
+    logs: Path | None = None,
 ) -> SoakReport:
     """The soak over `nodes` fresh nodes on `store` (PostgreSQL) and `redis`, which the
     chaos kills once; then a node is killed with SIGKILL and replaced on its port."""
@@ -973,6 +984,10 @@ async def run_cluster_soak(
             "--redis-prefix", f"soak{secrets.token_hex(3)}:", "--node-ttl", str(NODE_TTL),
         )  # fmt: skip
         cluster = [ClusterNode(free_port(), f"{data_dir}/node{n}", args) for n in range(nodes)]
+        if logs is not None:
+            os.makedirs(logs, exist_ok=True)
+            for node in cluster:
+                node.log.copy = logs / f"node-{node.port}.log"
         try:
             for node in cluster:
                 await node.start()
@@ -1018,6 +1033,7 @@ async def _main(options: argparse.Namespace) -> SoakReport:
                     options.duration,
                     think=options.think,
                     seed=options.seed,
+                    logs=options.logs,
                 )
     if options.url:
         return await run_soak(
@@ -1058,6 +1074,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-at", type=float, default=20.0, help="seconds in: the RSS mark")
     parser.add_argument("--rss-ratio", type=float, default=1.5)
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(2), "big"))
+    parser.add_argument("--logs", type=Path, help="--cluster: keep each node's log in this dir")
     options = parser.parse_args(argv)
     if options.cluster and not options.spawn:
         parser.error("--cluster starts its own nodes: use it with --spawn")
