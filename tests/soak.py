@@ -170,6 +170,10 @@ class SoakReport:
                 f" ({len(self.acked_undelivered)} clients); server log errors:"
                 f" {self.server_errors}",
             ]
+            lines += [
+                f"    acked, never delivered: {where}: {count}"
+                for where, count in self.acked_undelivered.most_common(10)
+            ]
         lines += [f"    - {problem}" for problem in self.problems]
         return "\n".join(lines)
 
@@ -397,6 +401,7 @@ class SoakClient:
         try:
             await ws.send_str(orjson.dumps({**event, "ref": ref}).decode())
         except (ConnectionError, aiohttp.ClientError, RuntimeError) as error:
+            self._waiting.pop(ref, None)  # nobody will wait for its answer
             raise Lost(str(error)) from error
         return future
 
