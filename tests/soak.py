@@ -198,6 +198,8 @@ class Track:
     """The highest id delivered."""
     seen: list[int] = field(default_factory=list)
     member: bool = False
+    repeating: bool = False
+    """The last message was a duplicate: the next ones of the run are counted, not listed."""
 
 
 class Soak:
@@ -371,11 +373,14 @@ class SoakClient:
         self.journal.append(f"got {room}#{message_id} from {message.get('from')}")
         if message_id <= track.last:
             self.report.duplicates += 1
-            self.report.problem(
-                f"{self.name}: duplicate {room}#{message_id} after {track.last};"
-                f" last events: {list(self.journal)}",
-                "duplicate",
-            )
+            if track.repeating:
+                self.report.problem_kinds["duplicate"] += 1
+            else:
+                self.report.problem(
+                    f"{self.name}: duplicate {room}#{message_id} after {track.last};"
+                    f" last events: {list(self.journal)}",
+                    "duplicate",
+                )
         elif message_id > track.last + 1:
             self.report.gaps += message_id - track.last - 1
             self.report.problem(
@@ -383,6 +388,7 @@ class SoakClient:
                 f" last events: {list(self.journal)}",
                 "gap",
             )
+        track.repeating = message_id <= track.last
         track.last = max(track.last, message_id)
         track.seen.append(message_id)
         self.report.messages_delivered += 1
