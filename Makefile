@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.store_throughput
 	$(BIN)/python -m bench.store_cost
 
+# `make soak ARGS=--cluster`: two nodes on a private redis-server and a PostgreSQL
+# database of the soak's own; Redis is restarted and a node SIGKILLed during the run.
 soak: $(STAMP)
 	$(BIN)/python -m tests.soak --spawn $(ARGS)
 

@@ -34,12 +34,18 @@ import sys
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+
+from tests.postgres import SERVER as POSTGRES_SERVER
+from tests.postgres import admin as postgres_admin
+from tests.postgres import drop_database
+from tests.services import PrivateRedis, free_port, private_redis
 
 Event = dict[str, Any]
 
@@ -69,6 +75,10 @@ class SoakSettings:
     rss_ratio: float = 1.5
     seed: int = 0
     connect_concurrency: int = 50
+    chaos: bool = False
+    """Nodes and Redis are stopped on purpose during the run (`--cluster`): `unavailable`,
+    dropped connections and failed health checks are expected (counted, then recovered
+    from by reconnecting), and only what was lost, repeated or out of order is a problem."""
 
 
 @dataclass
@@ -102,6 +112,18 @@ class SoakReport:
     problems: list[str] = field(default_factory=list)
     problem_kinds: Counter[str] = field(default_factory=Counter)
     """How many problems of each kind: `duplicate` (a message delivered twice), `gap`, ..."""
+    nodes: int = 1
+    chaos: list[str] = field(default_factory=list)
+    """What was done to the cluster during the run, with when (`--cluster`)."""
+    unavailable: int = 0
+    """Requests refused with `unavailable` (each answered by reconnecting and re-sending)."""
+    acked_undelivered: Counter[str] = field(default_factory=Counter)
+    """Per client: acked messages of its rooms that it never received."""
+    acked_unstored: int = 0
+    server_errors: int = 0
+    """ERROR/CRITICAL/Traceback lines in the nodes' logs (`--cluster`: not judged)."""
+    traffic_started: float | None = None
+    """time.monotonic() when the traffic began; with chaos, problems say when they were seen."""
 
     @property
     def ok(self) -> bool:
@@ -109,6 +131,8 @@ class SoakReport:
 
     def problem(self, text: str, kind: str = "other") -> None:
         self.problem_kinds[kind] += 1
+        if self.traffic_started is not None:
+            text = f"[{time.monotonic() - self.traffic_started:.1f} s] {text}"
         if len(self.problems) < 50:
             self.problems.append(text)
         elif len(self.problems) == 50:
@@ -135,6 +159,21 @@ class SoakReport:
             f" slowest {self.health_slowest * 1000:.0f} ms",
             "  result: " + ("OK" if self.ok else f"{len(self.problems)} problems"),
         ]
+        if self.chaos:
+            undelivered = sum(self.acked_undelivered.values())
+            lines[1:1] = [
+                f"  cluster: {self.nodes} nodes; "
+                + "; ".join(self.chaos)
+                + f"; {self.unavailable} requests refused `unavailable`",
+                f"  acked but lost: {self.acked_unstored} not stored, {undelivered} (client,"
+                f" message) pairs never delivered"
+                f" ({len(self.acked_undelivered)} clients); server log errors:"
+                f" {self.server_errors}",
+            ]
+            lines += [
+                f"    acked, never delivered: {where}: {count}"
+                for where, count in self.acked_undelivered.most_common(10)
+            ]
         lines += [f"    - {problem}" for problem in self.problems]
         return "\n".join(lines)
 
@@ -159,18 +198,30 @@ class Track:
     """The highest id delivered."""
     seen: list[int] = field(default_factory=list)
     member: bool = False
+    repeating: bool = False
+    """The last message was a duplicate: the next ones of the run are counted, not listed."""
 
 
 class Soak:
-    def __init__(self, url: str, settings: SoakSettings) -> None:
+    def __init__(self, url: str, settings: SoakSettings, nodes: list[str] | None = None) -> None:
         self.url = url.rstrip("/")
         self.ws_url = re.sub(r"^http", "ws", self.url) + "/ws"
+        self.node_urls = [node.rstrip("/") for node in nodes or [url]]
+        """Every node's http URL; a client connects to each in turn."""
+        self.node_ws_urls = [re.sub(r"^http", "ws", node) + "/ws" for node in self.node_urls]
+        self.calm = asyncio.Event()
+        """Set when no more chaos is coming (at once without chaos)."""
+        if not settings.chaos:
+            self.calm.set()
         self.settings = settings
         self.rng = random.Random(settings.seed)
         self.token = secrets.token_hex(3)
         self.room_names = [f"soak-{self.token}-{n}" for n in range(settings.rooms)]
         self.report = SoakReport(
-            connections=settings.connections, rooms=settings.rooms, duration=settings.duration
+            connections=settings.connections,
+            rooms=settings.rooms,
+            duration=settings.duration,
+            nodes=len(self.node_urls),
         )
         self.started = asyncio.Event()
         """Set once every client is connected and joined: the traffic begins."""
@@ -206,6 +257,8 @@ class SoakClient:
         self.report = soak.report
         self.name = f"soak{index:04d}-{soak.token}"
         self.rng = rng
+        self._opens = index
+        """Which node the next connection goes to (modulo the nodes): each in turn."""
         self.tracks = {room: Track() for room in rooms}
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -224,7 +277,9 @@ class SoakClient:
     async def open(self) -> None:
         """Connect, rejoin every room with `since`, re-send what was not acknowledged."""
         assert self.soak.http is not None
-        ws = await self.soak.http.ws_connect(self.soak.ws_url, max_msg_size=0)
+        urls = self.soak.node_ws_urls
+        self._opens += 1
+        ws = await self.soak.http.ws_connect(urls[self._opens % len(urls)], max_msg_size=0)
         async with asyncio.timeout(REQUEST_TIMEOUT):
             welcome = await ws.receive()
         if welcome.type is not aiohttp.WSMsgType.TEXT or '"welcome"' not in welcome.data:
@@ -284,7 +339,7 @@ class SoakClient:
         finally:
             if not self._closing:
                 self.report.server_closes[ws.close_code or 1006] += 1
-                if ws.close_code not in ACCEPTABLE_CLOSES:
+                if ws.close_code not in ACCEPTABLE_CLOSES and not self.soak.settings.chaos:
                     self.report.problem(f"{self.name}: server closed with {ws.close_code}")
             for future in self._waiting.values():
                 if not future.done():
@@ -318,11 +373,14 @@ class SoakClient:
         self.journal.append(f"got {room}#{message_id} from {message.get('from')}")
         if message_id <= track.last:
             self.report.duplicates += 1
-            self.report.problem(
-                f"{self.name}: duplicate {room}#{message_id} after {track.last};"
-                f" last events: {list(self.journal)}",
-                "duplicate",
-            )
+            if track.repeating:
+                self.report.problem_kinds["duplicate"] += 1
+            else:
+                self.report.problem(
+                    f"{self.name}: duplicate {room}#{message_id} after {track.last};"
+                    f" last events: {list(self.journal)}",
+                    "duplicate",
+                )
         elif message_id > track.last + 1:
             self.report.gaps += message_id - track.last - 1
             self.report.problem(
@@ -330,6 +388,7 @@ class SoakClient:
                 f" last events: {list(self.journal)}",
                 "gap",
             )
+        track.repeating = message_id <= track.last
         track.last = max(track.last, message_id)
         track.seen.append(message_id)
         self.report.messages_delivered += 1
@@ -348,6 +407,7 @@ class SoakClient:
         try:
             await ws.send_str(orjson.dumps({**event, "ref": ref}).decode())
         except (ConnectionError, aiohttp.ClientError, RuntimeError) as error:
+            self._waiting.pop(ref, None)  # nobody will wait for its answer
             raise Lost(str(error)) from error
         return future
 
@@ -362,6 +422,9 @@ class SoakClient:
             raise Lost("timeout") from None
         if reply["type"] == "error":
             self.report.errors[reply.get("code", "?")] += 1
+            if reply.get("code") == "unavailable" and self.soak.settings.chaos:
+                self.report.unavailable += 1
+                raise Lost("unavailable")  # this node cannot serve now: reconnect (elsewhere)
         return reply
 
     # --- actions -----------------------------------------------------------------------
@@ -500,24 +563,31 @@ class SoakClient:
             await self.recover()
 
 
+async def healthy(soak: Soak, url: str) -> bool:
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            assert soak.http is not None
+            async with soak.http.get(url + "/healthz") as response:
+                return response.status == 200
+    except (aiohttp.ClientError, OSError, TimeoutError):
+        return False
+
+
 async def poll_health(soak: Soak) -> None:
+    """Every node's /healthz each second (a failure is expected only in chaos)."""
     report = soak.report
     while True:
         started = time.monotonic()
-        try:
-            async with asyncio.timeout(HEALTH_TIMEOUT):
-                assert soak.http is not None
-                async with soak.http.get(soak.url + "/healthz") as response:
-                    healthy = response.status == 200
-        except (aiohttp.ClientError, OSError, TimeoutError):
-            healthy = False
-        took = time.monotonic() - started
-        report.health_checks += 1
-        report.health_slowest = max(report.health_slowest, took)
-        if not healthy:
-            report.health_failures += 1
-            report.problem(f"/healthz failed at check {report.health_checks}")
-        await asyncio.sleep(max(0.0, 1.0 - took))
+        for url in soak.node_urls:
+            checked = time.monotonic()
+            ok = await healthy(soak, url)
+            report.health_checks += 1
+            report.health_slowest = max(report.health_slowest, time.monotonic() - checked)
+            if not ok:
+                report.health_failures += 1
+                if not soak.settings.chaos:
+                    report.problem(f"/healthz failed at check {report.health_checks}")
+        await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
 
 
 async def watch_rss(soak: Soak, pid: int, started: float) -> None:
@@ -545,13 +615,20 @@ async def run_soak(
     rss_at: float = 20.0,
     rss_ratio: float | None = 1.5,
     seed: int = 0,
+    nodes: list[str] | None = None,
+    chaos: Callable[[Soak], Coroutine[Any, Any, None]] | None = None,
 ) -> SoakReport:
     """Run the soak against the server at `url` (http://host:port); see the module docstring.
 
     `pid` is the server's process, for RSS; `rss_ratio=None` reports RSS without judging it.
+    `nodes` are the http URLs of a cluster's nodes (`url` among them), which clients
+    connect to in turn; `chaos(soak)`, if given, runs from the start of the traffic and
+    must set `soak.calm` when it is over.
     """
-    settings = SoakSettings(connections, rooms, duration, think, rss_at=rss_at, seed=seed)
-    soak = Soak(url, settings)
+    settings = SoakSettings(
+        connections, rooms, duration, think, rss_at=rss_at, seed=seed, chaos=chaos is not None
+    )
+    soak = Soak(url, settings, nodes)
     report = soak.report
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as http:
@@ -562,6 +639,8 @@ async def run_soak(
             chosen = soak.rng.sample(soak.room_names, min(count, rooms))
             clients.append(SoakClient(soak, index, chosen, random.Random(soak.rng.random())))
         background = [asyncio.create_task(poll_health(soak))]
+        if chaos is not None:
+            background.append(asyncio.create_task(chaos(soak)))
         lives: list[asyncio.Task[None]] = []
         try:
             await drive(soak, clients, lives, background, pid)
@@ -601,6 +680,11 @@ async def drive(
         background.append(asyncio.create_task(watch_rss(soak, pid, time.monotonic())))
     soak.started.set()
     await asyncio.sleep(settings.duration)
+    try:
+        async with asyncio.timeout(60):
+            await soak.calm.wait()
+    except TimeoutError:
+        report.problem("the chaos did not finish in time")
     soak.stopping.set()
     done, pending = await asyncio.wait(lives, timeout=SETTLE_TIMEOUT)
     if pending:
@@ -651,7 +735,22 @@ async def audit(soak: Soak, clients: list[SoakClient]) -> None:
     for room, message_id, sender, content in soak.acked.values():
         message = stored[room].get(message_id)
         if message is None or message["content"] != content or message["from"] != sender:
+            report.acked_unstored += 1
             report.problem(f"acked {room}#{message_id} is not stored as sent: {message}")
+    acked_ids = {room: set[int]() for room in soak.room_names}
+    for room, message_id, _, _ in soak.acked.values():
+        acked_ids[room].add(message_id)
+    for client in clients:
+        for room, track in client.tracks.items():
+            never = len(acked_ids[room] - set(track.seen))
+            if never:
+                client_lost = f"{client.name} in {room}"
+                report.acked_undelivered[client_lost] += never
+                report.problem(f"{client_lost}: {never} acked messages never delivered", "lost")
+    if soak.settings.chaos:
+        for url in soak.node_urls:
+            if not await healthy(soak, url):
+                report.problem(f"{url}/healthz is not 200 after the chaos")
     if report.messages_acked != report.messages_sent:
         report.problem(f"{report.messages_sent - report.messages_acked} messages never acked")
 
@@ -675,11 +774,16 @@ class ServerLog:
 
     lines: int = 0
     errors: list[str] = field(default_factory=list)
+    copy: Path | None = None
+    """A file that gets every line too (`--logs`)."""
 
     async def drain(self, stream: asyncio.StreamReader) -> None:
         while line := await stream.readline():
             self.lines += 1
             text = line.decode(errors="replace").rstrip()
+            if self.copy is not None:
+                with self.copy.open("a") as copy:
+                    print(text, file=copy)
             if " ERROR " in text or "Traceback" in text or " CRITICAL " in text:
                 self.errors.append(text)
 
@@ -731,6 +835,194 @@ async def spawned_server(*args: str) -> AsyncIterator[tuple[str, int, ServerLog]
                 await drain
 
 
+# --- a cluster of our own (--cluster) ----------------------------------------------------
+
+
+NODE_TTL = 3.0
+"""--node-ttl of the cluster's nodes: a killed node is noticed within seconds."""
+
+
+@dataclass
+class ClusterNode:
+    """One `hubbub serve` of the cluster, on a port of its own that outlives the process:
+    a node killed with SIGKILL is replaced by a new process on the same port."""
+
+    port: int
+    data_dir: str
+    args: tuple[str, ...]
+    log: ServerLog = field(default_factory=ServerLog)
+    process: asyncio.subprocess.Process | None = None
+    drain: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        os.makedirs(self.data_dir, exist_ok=True)
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hubbub", "serve", "--port", str(self.port),
+            "--data-dir", self.data_dir, *SOAK_SERVER_ARGS, *self.args,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        self.process = process
+        assert process.stderr is not None
+        async with asyncio.timeout(20):
+            while b"listening on" not in await process.stderr.readline():
+                if process.stderr.at_eof():
+                    raise RuntimeError(f"node :{self.port} exited before listening")
+        self.drain = asyncio.create_task(self.log.drain(process.stderr))
+
+    async def kill(self) -> None:
+        """SIGKILL: no close frame, no goodbye in Redis; the others must notice by the TTL."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            await self.process.wait()
+        await self._drained()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(15):
+                    await self.process.wait()
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        await self._drained()
+
+    async def _drained(self) -> None:
+        if self.drain is not None:
+            await self.drain
+            self.drain = None
+
+
+@dataclass
+class ChaosPlan:
+    """When, as shares of the traffic's duration, Redis and a node are killed."""
+
+    redis_at: float = 0.25
+    redis_down: float = 3.0
+    """Seconds between killing redis-server and starting it again (empty: it saved nothing)."""
+    kill_at: float = 0.55
+    replace_after: float = 1.0
+    """Seconds between the SIGKILL of the last node and its replacement on the same port."""
+
+
+async def until_healthy(soak: Soak, within: float) -> float:
+    """Seconds until every node's /healthz answers 200."""
+    started = time.monotonic()
+    async with asyncio.timeout(within):
+        for url in soak.node_urls:
+            while not await healthy(soak, url):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)  # polled as a load balancer would
+    return time.monotonic() - started
+
+
+async def cluster_chaos(
+    soak: Soak, redis: PrivateRedis, nodes: list[ClusterNode], plan: ChaosPlan
+) -> None:
+    """Kill redis-server and start it again, then SIGKILL a node and replace it."""
+    report = soak.report
+    try:
+        await soak.started.wait()
+        begun = time.monotonic()
+        report.traffic_started = begun
+
+        async def at(share: float) -> float:
+            await asyncio.sleep(max(0.0, begun + share * soak.settings.duration - time.monotonic()))
+            return time.monotonic() - begun
+
+        when = await at(plan.redis_at)
+        await asyncio.to_thread(redis.stop)
+        await asyncio.sleep(plan.redis_down)
+        await asyncio.to_thread(redis.start)
+        back = await until_healthy(soak, 30)
+        report.chaos.append(
+            f"redis-server killed at {when:.1f} s and started (empty) {plan.redis_down:.1f} s"
+            f" later, every /healthz 200 {back:.1f} s after that"
+        )
+        victim = nodes[-1]
+        when = await at(plan.kill_at)
+        await victim.kill()
+        await asyncio.sleep(plan.replace_after)
+        await victim.start()
+        back = await until_healthy(soak, 30)
+        report.chaos.append(
+            f"node :{victim.port} SIGKILLed at {when:.1f} s, a new node on its port"
+            f" {plan.replace_after:.1f} s later, healthy {back:.1f} s after that"
+        )
+    except Exception as error:  # the soak goes on and says what went wrong
+        report.problem(f"the chaos failed: {error!r}")
+    finally:
+        soak.calm.set()
+
+
+@contextlib.asynccontextmanager
+async def soak_database() -> AsyncIterator[str]:
+    """A PostgreSQL database of the soak's own, dropped at the end: its URL."""
+    name = f"hubbub_soak_{secrets.token_hex(6)}"
+    connection = await postgres_admin()
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        await drop_database(name)
+
+
+async def run_cluster_soak(
+    store: str,
+    redis: PrivateRedis,
+    connections: int,
+    rooms: int,
+    duration: float,
+    *,
+    think: float = 3.0,
+    seed: int = 0,
+    nodes: int = 2,
+    plan: ChaosPlan | None = None,
+    logs: Path | None = None,
+) -> SoakReport:
+    """The soak over `nodes` fresh nodes on `store` (PostgreSQL) and `redis`, which the
+    chaos kills once; then a node is killed with SIGKILL and replaced on its port."""
+    chaos_plan = plan or ChaosPlan()
+    with tempfile.TemporaryDirectory(prefix="hubbub-soak-") as data_dir:
+        args = (
+            "--store", store, "--redis-url", redis.url,
+            "--redis-prefix", f"soak{secrets.token_hex(3)}:", "--node-ttl", str(NODE_TTL),
+        )  # fmt: skip
+        cluster = [ClusterNode(free_port(), f"{data_dir}/node{n}", args) for n in range(nodes)]
+        if logs is not None:
+            os.makedirs(logs, exist_ok=True)
+            for node in cluster:
+                node.log.copy = logs / f"node-{node.port}.log"
+        try:
+            for node in cluster:
+                await node.start()
+            report = await run_soak(
+                cluster[0].url,
+                connections,
+                rooms,
+                duration,
+                think=think,
+                rss_ratio=None,
+                seed=seed,
+                nodes=[node.url for node in cluster],
+                chaos=lambda soak: cluster_chaos(soak, redis, cluster, chaos_plan),
+            )
+        finally:
+            for node in cluster:
+                await node.stop()
+    report.server_errors = sum(len(node.log.errors) for node in cluster)
+    for node in cluster:
+        for line in node.log.errors[:3]:
+            print(f"node :{node.port} logged: {line}", file=sys.stderr)
+    return report
+
+
 async def _main(options: argparse.Namespace) -> SoakReport:
     kwargs: dict[str, Any] = {
         "think": options.think,
@@ -738,6 +1030,22 @@ async def _main(options: argparse.Namespace) -> SoakReport:
         "rss_ratio": options.rss_ratio,
         "seed": options.seed,
     }
+    if options.cluster:
+        with (
+            tempfile.TemporaryDirectory(prefix="hubbub-soak-redis-") as redis_dir,
+            private_redis(Path(redis_dir)) as redis,
+        ):
+            async with soak_database() as store:
+                return await run_cluster_soak(
+                    store,
+                    redis,
+                    options.connections,
+                    options.rooms,
+                    options.duration,
+                    think=options.think,
+                    seed=options.seed,
+                    logs=options.logs,
+                )
     if options.url:
         return await run_soak(
             options.url,
@@ -764,6 +1072,12 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--url", help="a running server, http://HOST:PORT")
     where.add_argument("--spawn", action="store_true", help="start `hubbub serve` for the soak")
     parser.add_argument("--pid", type=int, help="the running server's pid, to watch its RSS")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="with --spawn: two nodes on a redis-server and a PostgreSQL database of the"
+        " soak's own; Redis is killed and restarted, then a node is SIGKILLed and replaced",
+    )
     parser.add_argument("--connections", type=int, default=500)
     parser.add_argument("--rooms", type=int, default=5)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of traffic")
@@ -771,7 +1085,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-at", type=float, default=20.0, help="seconds in: the RSS mark")
     parser.add_argument("--rss-ratio", type=float, default=1.5)
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(2), "big"))
+    parser.add_argument("--logs", type=Path, help="--cluster: keep each node's log in this dir")
     options = parser.parse_args(argv)
+    if options.cluster and not options.spawn:
+        parser.error("--cluster starts its own nodes: use it with --spawn")
     print(f"soak seed {options.seed}", flush=True)
     report = asyncio.run(_main(options))
     print(report.summary())
