@@ -42,9 +42,8 @@ class Rig:
     def __init__(self, server_name: str, plan: Plan, split: CoreSplit, compression: bool) -> None:
         spec = SERVERS[server_name]
         extra = plan.hubbub_args if server_name.startswith("hubbub") else ()
-        self.server = Deployment(
-            spec, split.server, compression, extra, plan.log_path, plan.postgresql
-        )
+        cores = split.server | split.generator if spec.every_core else split.server
+        self.server = Deployment(spec, cores, compression, extra, plan.log_path, plan.postgresql)
         self.split = split
         try:
             self.swarm = Swarm(plan.workers, split.generator)

@@ -34,6 +34,9 @@ class ServerSpec:
     """Gets `--store` with a fresh schema of the run's PostgreSQL database."""
     redis: bool = False
     """Gets `--redis-url` of a redis-server of its own (cluster mode)."""
+    every_core: bool = False
+    """Pinned to every usable core, the generator's too: a server of several processes
+    on one host, which one core would reduce to taking turns."""
 
 
 def _hubbub_command(port: int, compression: bool) -> list[str]:
@@ -46,6 +49,10 @@ def _hubbub_memory_command(port: int, compression: bool) -> list[str]:
     """Hubbub with the in-memory store: like the peers, it keeps no history on disk, so
     its latency has no fsync in it (the default SQLite store commits before broadcasting)."""
     return [*_hubbub_command(port, compression), "--store", "memory"]
+
+
+def _hubbub_workers2_command(port: int, compression: bool) -> list[str]:
+    return [*_hubbub_command(port, compression), "--workers", "2"]
 
 
 def _go_command(port: int, compression: bool) -> list[str]:
@@ -118,6 +125,18 @@ SERVERS: dict[str, ServerSpec] = {
         env=_HUBBUB_ENV,
         postgresql=True,
         redis=True,
+    ),
+    # `--workers 2`: two processes on one port (SO_REUSEPORT), nodes of one cluster on a
+    # Redis and a PostgreSQL schema of their own, pinned to both cores; the baselines are
+    # hubbub-cluster1 (the same with one process, one core) and hubbub-pg.
+    "hubbub-workers2": ServerSpec(
+        "hubbub-workers2",
+        _prepare_cluster,
+        _hubbub_workers2_command,
+        env=_HUBBUB_ENV,
+        postgresql=True,
+        redis=True,
+        every_core=True,
     ),
     "go": ServerSpec("go", toolchain.prepare_go_peer, _go_command),
     "node": ServerSpec("node", toolchain.prepare_node_peer, _node_command),
