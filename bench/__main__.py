@@ -17,7 +17,7 @@ from pathlib import Path
 from bench import charts, machine, report, runner
 from bench.pinning import split_cores
 from bench.plan import DEFAULT_POSTGRESQL, FULL, QUICK, SCENARIOS, Plan, Sizes
-from bench.servers import SERVERS
+from bench.servers import DEFAULT_SERVERS, SERVERS
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_RESULTS = BENCH_DIR / "results"
@@ -40,8 +40,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--servers",
-        default=",".join(SERVERS),
-        help=f"comma-separated servers to test (default: {','.join(SERVERS)})",
+        default=",".join(DEFAULT_SERVERS),
+        help=f"comma-separated servers to test (default: {','.join(DEFAULT_SERVERS)}; "
+        f"known: {','.join(SERVERS)})",
     )
     parser.add_argument("--repeats", type=int, help="repeats per scenario (default 3, quick 1)")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")

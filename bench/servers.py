@@ -243,3 +243,8 @@ def _pythonpath() -> str:
     """The repository (for `bench.peers`) and src/ (for `hubbub`), before what was set."""
     parts = [str(REPO_DIR), str(REPO_DIR / "src"), os.environ.get("PYTHONPATH", "")]
     return os.pathsep.join(part for part in parts if part)
+
+
+DEFAULT_SERVERS = ("hubbub", "hubbub-memory", "go", "node", "fastapi")
+"""What a plain `make bench` compares; the cluster specs (hubbub-pg, hubbub-cluster,
+hubbub-cluster1, hubbub-workers2) need Redis and PostgreSQL and are asked for by name."""

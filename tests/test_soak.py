@@ -125,12 +125,6 @@ def test_cluster_soak_goes_through_its_chaos_and_stores_every_acked_message_once
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    reason="server: in cluster mode a join with since can get a live message before its"
-    " replay, and a node can deliver newer ids before older ones after Redis is back"
-    " (docs/benchmarks.md, Soak, cluster)",
-    strict=False,
-)
 def test_cluster_soak_delivers_every_message_once_in_order_to_every_member(
     cluster_report: SoakReport,
 ) -> None:
