@@ -94,6 +94,28 @@ async def test_content_with_control_characters_is_refused_and_nothing_is_kept(
     assert paths == {"history": ["next"], "replay": ["next"], "http": ["next"]}
 
 
+class SteadyPoster:
+    """Posts one message after another (each awaiting its ack) until `stop` is set."""
+
+    def __init__(self, poster: ChatClient, enough: int) -> None:
+        self.posted: list[int] = []
+        self.stop = asyncio.Event()
+        self._enough = asyncio.Event()
+        self._poster, self._count = poster, enough
+        self.task = asyncio.create_task(self._post())
+
+    async def _post(self) -> None:
+        while not self.stop.is_set():
+            self.posted.append(await self._poster.say(f"n{len(self.posted)}"))
+            if len(self.posted) >= self._count:
+                self._enough.set()
+
+    async def until_enough(self) -> None:
+        """Until `enough` messages are acked (within 10 s)."""
+        async with asyncio.timeout(10):
+            await self._enough.wait()
+
+
 async def test_restart_keeps_history_and_ids(start_server: StartServer, data_dir: str) -> None:
     first = await start_server(store="sqlite", data_dir=data_dir)
     async with await ChatClient.connect(first.ws_url) as ann:
@@ -148,21 +170,11 @@ async def test_rejoin_with_since_while_others_post_gives_every_id_once(
     poster, watcher = await connect(server), await connect(server)
     await poster.join("busy", "poster")
     await watcher.join("busy", "watcher")
-    posted: list[int] = []
-    enough = asyncio.Event()
-    stop = asyncio.Event()
-
-    async def post_steadily() -> None:
-        while not stop.is_set():
-            posted.append(await poster.say(f"n{len(posted)}"))
-            if len(posted) >= 60:
-                enough.set()
-
-    posting = asyncio.create_task(post_steadily())
+    steady = SteadyPoster(poster, enough=60)
+    posted, stop, posting = steady.posted, steady.stop, steady.task
     seen = [(await watcher.expect("message"))["id"] for _ in range(20)]
     await watcher.close()
-    async with asyncio.timeout(10):
-        await enough.wait()
+    await steady.until_enough()
     again = await connect(server)
     await again.join("busy", "watcher", since=seen[-1])
     live_from = posted[-1] + 10
@@ -225,19 +237,9 @@ async def test_a_reset_join_while_others_post_gets_every_later_id_once(
     server = await start_server(rate=10_000, rate_burst=10_000)
     poster = await connect(server)
     await poster.join("busy", "poster")
-    posted: list[int] = []
-    enough = asyncio.Event()
-    stop = asyncio.Event()
-
-    async def post_steadily() -> None:
-        while not stop.is_set():
-            posted.append(await poster.say(f"n{len(posted)}"))
-            if len(posted) >= 20:
-                enough.set()
-
-    posting = asyncio.create_task(post_steadily())
-    async with asyncio.timeout(10):
-        await enough.wait()
+    steady = SteadyPoster(poster, enough=20)
+    posted, stop, posting = steady.posted, steady.stop, steady.task
+    await steady.until_enough()
     late = await connect(server)
     ack = await late.join("busy", "late", since=10**9)
     assert ack["reset"] is True
