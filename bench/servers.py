@@ -37,6 +37,8 @@ class ServerSpec:
     every_core: bool = False
     """Pinned to every usable core, the generator's too: a server of several processes
     on one host, which one core would reduce to taking turns."""
+    source: Callable[[], Path] | None = None
+    """The repository whose `src/` provides `hubbub` (None: this one)."""
 
 
 def _hubbub_command(port: int, compression: bool) -> list[str]:
@@ -70,6 +72,25 @@ def _fastapi_command(port: int, compression: bool) -> list[str]:
     argv = [sys.executable, "-m", "bench.peers.fastapi_tutorial"]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
     return [*argv, "--compress"] if compression else argv
+
+
+REF_TREE_VARIABLE = "BENCH_REF_TREE"
+"""Names the working tree `hubbub-ref` runs: another commit's checkout (`git worktree add
+--detach DIR COMMIT`), so one run alternates the code before a change with the code after."""
+
+
+def _ref_tree() -> Path:
+    tree = os.environ.get(REF_TREE_VARIABLE, "")
+    if not tree or not (Path(tree) / "src" / "hubbub").is_dir():
+        raise toolchain.ToolchainError(
+            f"hubbub-ref needs {REF_TREE_VARIABLE}=DIR, a checkout with src/hubbub in it"
+        )
+    return Path(tree).resolve()
+
+
+def _prepare_ref() -> None:
+    toolchain.prepare_hubbub()
+    _ref_tree()
 
 
 def _prepare_cluster() -> None:
@@ -138,6 +159,11 @@ SERVERS: dict[str, ServerSpec] = {
         redis=True,
         every_core=True,
     ),
+    # This repository's default server, run from the tree named by BENCH_REF_TREE (the
+    # code before a change), beside `hubbub` in the same run.
+    "hubbub-ref": ServerSpec(
+        "hubbub-ref", _prepare_ref, _hubbub_command, env=_HUBBUB_ENV, source=_ref_tree
+    ),
     "go": ServerSpec("go", toolchain.prepare_go_peer, _go_command),
     "node": ServerSpec("node", toolchain.prepare_node_peer, _node_command),
     "fastapi": ServerSpec("fastapi", toolchain.prepare_fastapi_peer, _fastapi_command),
@@ -179,7 +205,8 @@ class RunningServer:
         # A fresh working and data directory per start: Hubbub's SQLite store begins empty.
         self.workdir = Path(tempfile.mkdtemp(prefix=f"bench-{spec.name}-"))
         argv = [*spec.command(self.port, compression), *extra_args]
-        env = {**os.environ, **spec.env, "PYTHONPATH": _pythonpath()}
+        source = spec.source() if spec.source is not None else None
+        env = {**os.environ, **spec.env, "PYTHONPATH": _pythonpath(source)}
         env["HUBBUB_DATA_DIR"] = str(self.workdir)
         env.setdefault("GOMAXPROCS", str(len(cores)))
         self._log: IO[bytes] | None = open(log_path, "ab") if log_path else None  # noqa: SIM115
@@ -239,9 +266,11 @@ class RunningServer:
         self.stop()
 
 
-def _pythonpath() -> str:
-    """The repository (for `bench.peers`) and src/ (for `hubbub`), before what was set."""
-    parts = [str(REPO_DIR), str(REPO_DIR / "src"), os.environ.get("PYTHONPATH", "")]
+def _pythonpath(source: Path | None = None) -> str:
+    """The repository (for `bench.peers`) and src/ (for `hubbub`; `source`'s when given),
+    before what was set."""
+    src = (source or REPO_DIR) / "src"
+    parts = [str(REPO_DIR), str(src), os.environ.get("PYTHONPATH", "")]
     return os.pathsep.join(part for part in parts if part)
 
 

@@ -1,27 +1,48 @@
-"""When the Flusher writes: at the end of the turn, or when a busy connection's window closes."""
+"""When the Flusher writes: at the end of the turn, or, while the loop is loaded, when the
+turn's window closes."""
 
 import asyncio
 import logging
 
 import pytest
 
-from hubbub.server.flusher import AFTER_DELAY, AT_TURN_END, NOT_SCHEDULED, QUIET_GAP, Flusher
+from hubbub.core.autocork import HORIZON
+from hubbub.server.flusher import AFTER_DELAY, AT_TURN_END, NOT_SCHEDULED, Flusher
 
 DELAY = 0.1
 WAIT = 5.0
 
 
+class Clock:
+    """The clock the flusher times its write passes with: it moves only when a write says
+    it took time, so the load is whatever the test's writes make it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Recorder:
     """A connection that counts the frames queued on it and notes each write the flusher asks for.
 
-    Like `Connection`, it marks itself when the first frame arrives after a write."""
+    Like `Connection`, it marks itself when the first frame arrives after a write. Each
+    write that carries frames takes `cost` seconds of the test's clock."""
 
-    def __init__(self, flusher: Flusher, name: str = "", log: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        flusher: Flusher,
+        name: str = "",
+        log: list[str] | None = None,
+        clock: Clock | None = None,
+        cost: float = 0.0,
+    ) -> None:
         self._flusher = flusher
         self.name = name
         self.log = log if log is not None else []
-        self.flushed_at = 0.0
-        self.frame_gap = QUIET_GAP
+        self.clock = clock
+        self.cost = cost
         self.pending = 0
         self.scheduled = NOT_SCHEDULED
         self.writes: list[tuple[float, int]] = []
@@ -43,6 +64,8 @@ class Recorder:
         if count:
             self.log.append(self.name)
             self.writes.append((asyncio.get_running_loop().time(), count))
+            if self.clock is not None:
+                self.clock.now += self.cost
             self._wrote.set()
         return count
 
@@ -57,17 +80,12 @@ class Recorder:
         return self.writes[-1]
 
 
-async def make_busy(connection: Recorder) -> int:
-    """Give `connection` frames in quick succession until one is held; how many were not."""
-    loop = asyncio.get_running_loop()
-    immediate = 0
-    while True:
-        marked = loop.time()
-        connection.add()
-        written, _ = await connection.written()
-        if written - marked >= DELAY / 2:
-            return immediate
-        immediate += 1
+async def load_fully(flusher: Flusher, clock: Clock) -> None:
+    """One write pass as long as the load's horizon, on a loop that was quiet until then:
+    the loop counts as fully loaded afterwards (until the clock moves on)."""
+    heavy = Recorder(flusher, clock=clock, cost=HORIZON)
+    heavy.add()
+    await heavy.written()
 
 
 async def test_without_a_delay_the_turns_marks_are_written_at_its_end_in_order() -> None:
@@ -83,64 +101,80 @@ async def test_without_a_delay_the_turns_marks_are_written_at_its_end_in_order()
     assert first.writes[0][1] == 2
 
 
-async def test_frames_further_apart_than_the_delay_are_written_in_the_same_turn() -> None:
-    flusher = Flusher(DELAY)
-    connection = Recorder(flusher)
-    connection.frame_gap = 1.5 * DELAY  # as if it had kept this pace for long
+async def test_on_a_quiet_loop_frames_in_quick_succession_leave_at_the_end_of_their_turn() -> None:
+    """What the old rule held for the delay (frames less than the delay apart) is
+    written at once while the loop has time to spare."""
+    clock = Clock()
+    flusher = Flusher(DELAY, clock)
+    connection = Recorder(flusher, clock=clock, cost=0.0001)
     loop = asyncio.get_running_loop()
-    for _ in range(4):
+    for _ in range(30):
         marked = loop.time()
         connection.add()
-        written, _ = await connection.written()
+        assert connection.scheduled == AT_TURN_END
+        written, frames = await connection.written()
         assert written - marked < DELAY / 2
-        # Quiet: more than the delay between frames (but less than twice it).
-        await asyncio.sleep(1.5 * DELAY)
+        assert frames == 1
 
 
-async def test_a_busy_connection_holds_its_first_frame_for_the_delay_and_gathers_the_rest() -> None:
-    flusher = Flusher(DELAY)
+async def test_on_a_loaded_loop_the_first_frame_waits_for_the_delay_and_gathers_the_rest() -> None:
+    clock = Clock()
+    flusher = Flusher(DELAY, clock)
+    await load_fully(flusher, clock)
     connection = Recorder(flusher)
-    # It becomes busy after a few writes in quick succession.
-    assert 3 <= await make_busy(connection) <= 15
-    # Some time after that write: a limit of one write per delay would write sooner.
-    await asyncio.sleep(DELAY / 2)
     loop = asyncio.get_running_loop()
     opened = loop.time()
     connection.add()
-    await asyncio.sleep(DELAY / 2)
-    connection.add()
+    assert connection.scheduled == AFTER_DELAY
+    # Frames of later turns join the window rather than opening their own.
+    await asyncio.sleep(0)
+    connection.add(2)
     written, frames = await connection.written()
-    # Measured from the first frame of the window, not from the last write.
+    # Measured from the first frame of the window.
     assert written - opened >= DELAY * 0.99
-    assert frames == 2
+    assert frames == 3
 
 
-async def test_the_gap_counts_frames_not_writes() -> None:
-    """Writes more than the delay apart still make a connection busy when each carries
-    enough frames that they come less than the delay apart."""
-    flusher = Flusher(DELAY)
+async def test_the_loop_that_runs_out_of_work_writes_at_the_end_of_the_turn_again() -> None:
+    clock = Clock()
+    flusher = Flusher(DELAY, clock)
+    await load_fully(flusher, clock)
     connection = Recorder(flusher)
-    connection.frame_gap = 2 * DELAY
+    connection.add()
+    assert connection.scheduled == AFTER_DELAY
+    await connection.written()
+    # Three horizons with no write: the load has decayed.
+    clock.now += 3 * HORIZON
     loop = asyncio.get_running_loop()
+    marked = loop.time()
+    connection.add()
+    assert connection.scheduled == AT_TURN_END
+    written, _ = await connection.written()
+    assert written - marked < DELAY / 2
+
+
+async def test_writes_that_take_most_of_the_time_load_the_loop() -> None:
+    """The flusher times its own passes: expensive writes, one after another, make the
+    next turn's frames wait, with no other hint of load."""
+    clock = Clock()
+    flusher = Flusher(DELAY, clock)
+    connection = Recorder(flusher, clock=clock, cost=HORIZON / 4)
     immediate = 0
     while True:
-        marked = loop.time()
-        connection.add(4)
-        written, frames = await connection.written()
-        assert frames == 4
-        if written - marked >= DELAY / 2:
+        connection.add()
+        if connection.scheduled == AFTER_DELAY:
             break
+        await connection.written()
         immediate += 1
-        assert immediate < 20, "never held"
-        await asyncio.sleep(1.5 * DELAY)
-    assert immediate >= 2
+        assert immediate < 10, "never held"
+    assert immediate >= 1
 
 
 async def test_windows_opened_apart_close_apart_and_one_turns_close_together() -> None:
-    flusher = Flusher(DELAY)
+    clock = Clock()
+    flusher = Flusher(DELAY, clock)
+    await load_fully(flusher, clock)
     first, second, third = Recorder(flusher), Recorder(flusher), Recorder(flusher)
-    for connection in (first, second, third):
-        connection.frame_gap = 0.0
     loop = asyncio.get_running_loop()
     first_opened = loop.time()
     first.add()
@@ -157,9 +191,10 @@ async def test_windows_opened_apart_close_apart_and_one_turns_close_together() -
 
 
 async def test_a_waiting_connection_marked_now_is_written_at_the_end_of_the_turn() -> None:
-    flusher = Flusher(DELAY)
+    clock = Clock()
+    flusher = Flusher(DELAY, clock)
+    await load_fully(flusher, clock)
     connection = Recorder(flusher)
-    connection.frame_gap = 0.0
     connection.add()
     assert connection.scheduled == AFTER_DELAY
     marked = asyncio.get_running_loop().time()
@@ -169,16 +204,18 @@ async def test_a_waiting_connection_marked_now_is_written_at_the_end_of_the_turn
     assert frames == 1
 
 
+@pytest.mark.parametrize("loaded", [False, True])
 @pytest.mark.parametrize("delay", [0.0, DELAY])
 async def test_a_connection_that_fails_to_write_is_cut_and_the_rest_are_written(
-    delay: float, caplog: pytest.LogCaptureFixture
+    delay: float, loaded: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    flusher = Flusher(delay)
+    clock = Clock()
+    flusher = Flusher(delay, clock)
+    if loaded:
+        await load_fully(flusher, clock)
     order: list[str] = []
     broken, after = Recorder(flusher, "broken", order), Recorder(flusher, "after", order)
     broken.fails = True
-    for connection in (broken, after):
-        connection.frame_gap = 0.0
     with caplog.at_level(logging.ERROR, "hubbub.server.flusher"):
         broken.add()
         after.add()
@@ -186,3 +223,16 @@ async def test_a_connection_that_fails_to_write_is_cut_and_the_rest_are_written(
     assert order == ["after"]
     assert broken.dropped == "write failed"
     assert "writing to a connection failed" in caplog.text
+
+
+async def test_stopping_writes_nothing_more() -> None:
+    clock = Clock()
+    flusher = Flusher(DELAY, clock)
+    await load_fully(flusher, clock)
+    waiting, at_turn_end = Recorder(flusher), Recorder(flusher)
+    waiting.add()
+    flusher.mark_now(at_turn_end)
+    at_turn_end.pending = 1
+    flusher.stop()
+    await asyncio.sleep(DELAY * 1.5)
+    assert waiting.writes == at_turn_end.writes == []

@@ -3,6 +3,7 @@
 import asyncio
 import socket
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 from hubbub.client import ChatClient
+from hubbub.core.autocork import HORIZON
 from hubbub.server.connection import Connection
 from hubbub.server.runner import RunningServer
 from tests.conftest import StartServer
@@ -163,7 +165,12 @@ async def test_stop_leaves_no_timer_of_the_server_armed(
             # bob's arrival is within the interval: its update waits 30 s.
             client.write(command(type="join", room="r", username=name, ref=0))
             await client.wait_for(answers(0))
-        for ref in range(1, 6):  # frames in quick succession make bob busy: the last waits
+        # As if the loop had just spent a while writing: bob's frames wait in windows.
+        cork = server.node.flusher.cork
+        assert cork is not None
+        now = time.perf_counter()
+        cork.wrote(now - HORIZON, now)
+        for ref in range(1, 6):
             ann.write(command(type="message", room="r", content=f"m{ref}", ref=ref))
             await ann.wait_for(answers(ref))
         await server.stop()

@@ -40,7 +40,7 @@ from typing import Protocol
 from hubbub.core.session import Session
 from hubbub.protocol.codecs import Codec
 from hubbub.protocol.events import ServerEvent
-from hubbub.server.flusher import AFTER_DELAY, NOT_SCHEDULED, QUIET_GAP, Flusher
+from hubbub.server.flusher import AFTER_DELAY, NOT_SCHEDULED, Flusher
 from hubbub.server.frames import PING, Deflater, Frame, frame_of
 
 GOING_AWAY = 1001
@@ -105,8 +105,6 @@ class Connection:
         "_room",
         "_transport",
         "codec",
-        "flushed_at",
-        "frame_gap",
         "frames_shed",
         "id",
         "ip",
@@ -162,8 +160,6 @@ class Connection:
         until the flush, one object less to touch per member."""
         self._flusher = flusher
         self._flush_scheduled = NOT_SCHEDULED
-        self.flushed_at = 0.0
-        self.frame_gap = QUIET_GAP
         self._close_request: tuple[int, str] | None = None
         self.on_give_up: Callable[[Connection], None] | None = None
         """Called (soon, not during the enqueue) when the connection is dropped as too slow."""

@@ -4,46 +4,45 @@ A broadcast to n members marks n connections; scheduling a callback for each
 would cost n event-loop handles per message. Instead the first mark of a turn
 schedules one flush, which walks the marked connections in order.
 
-With a flush delay, a *busy* connection (one whose frames have lately come
-less than the delay apart) holds the first frame queued after a write for the
-delay, and everything queued meanwhile leaves with it: fewer send() calls per
-delivery, the main cost of fan-out, where rooms are busy. This is a batching
-window, as Kafka's producer `linger.ms` is, rather than a limit of one write
-per delay: at a rate just above one frame per delay, a window still gathers
-two frames into each write where the limit gathers barely more than one, and
-neither adds more than the delay to a frame's latency. A quiet connection is
-still written at the end of the turn, so ordinary chat pays no latency for
-the setting.
+With a flush delay, frames may wait to share a write, but only while the loop
+is loaded (`Autocork`, like TCP autocorking): once per turn, at its first mark,
+the flusher asks how loaded the loop has lately been. Quiet, and every frame
+of the turn leaves at the end of it. Loaded, and the turn's marks open one
+window, as long as the load says (up to the delay), and everything queued to
+those connections before it closes leaves with the first frame in one write:
+fewer send() calls per delivery, the main cost of fan-out, exactly when the
+loop is short of time. This is a batching window, as Kafka's producer
+`linger.ms` is, rather than a limit of one write per delay: at a rate just
+above one frame per window, a window still gathers two frames into each write
+where the limit gathers barely more than one.
+
+The load is the share of wall time spent in the write passes, timed here with
+two clock reads per pass; nothing is kept per connection.
 
 The flusher keeps its event loop rather than asking for it per mark:
 `asyncio.get_running_loop()` checks the process id with a getpid() system
-call each time (0.25 us here), and a busy member is marked once per window.
+call each time (0.25 us here).
 """
 
 import asyncio
 import logging
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
+
+from hubbub.core.autocork import Autocork
 
 log = logging.getLogger(__name__)
 
 NOT_SCHEDULED, AT_TURN_END, AFTER_DELAY = 0, 1, 2
 """When a connection's next write is due (see `Flusher.mark`)."""
-_SMOOTHING = 0.25
-"""Weight of the newest write in a connection's average time between frames."""
-QUIET_GAP = 1.0
-"""Seconds between frames assumed for a new connection, and the most one write counts."""
 _GRAIN = 0.001
 """Windows due within this of each other are written by one timer: the event loop's
 timers keep a millisecond's resolution anyway."""
 
 
 class Flushable(Protocol):
-    flushed_at: float
-    """Loop time of the last write the flusher made."""
-    frame_gap: float
-    """Smoothed seconds between the frames the flusher wrote (kept only with a delay)."""
-
     def flush(self) -> int:
         """Write what is queued; how many frames that was."""
 
@@ -52,43 +51,68 @@ class Flushable(Protocol):
 
 
 class Flusher:
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.cork = Autocork(delay) if delay else None
+        """How loaded the loop is, from the write passes (None without a delay)."""
+        self._clock = clock
+        """Times the write passes: finer than the loop's clock, which keeps milliseconds."""
         self._marked: list[Flushable] = []
         self._windows: deque[tuple[float, list[Flushable]]] = deque()
-        """Busy connections by the loop time their window closes, earliest first: every
-        window is as long as the delay, so they close in the order they opened."""
+        """Connections by the loop time their window closes, earliest first. A turn whose
+        window would close before the last one opened joins that one instead (the load
+        fell meanwhile): its frames wait a little longer, never longer than the delay."""
         self._timer: asyncio.TimerHandle | None = None
         """Fires when the earliest window closes."""
         self._turn_end: asyncio.Handle | None = None
-        """Writes the connections marked during this turn."""
-        self._delay = delay
+        """Writes the connections marked during this turn, and ends the turn's decision."""
+        self._decided = False
+        """Whether this turn's marks wait (`_open`) or not has been decided."""
+        self._open: list[Flushable] | None = None
+        """The window this turn's marks join, while the loop is loaded."""
         self._loop: asyncio.AbstractEventLoop | None = None
         """The running loop, bound at the first mark (see the module's docstring)."""
 
     def mark(self, connection: Flushable) -> int:
         """`connection` has frames to write: flush it at the end of this loop turn, or,
-        when it is busy, once the delay has passed. Returns which (`AT_TURN_END` or
-        `AFTER_DELAY`)."""
-        if self._delay and connection.frame_gap < self._delay:
-            loop = self._loop or self._bind_loop()
-            due = loop.time() + self._delay
-            windows = self._windows
-            if windows and windows[-1][0] > due - _GRAIN:
-                windows[-1][1].append(connection)
-            else:
-                windows.append((due, [connection]))
-                if self._timer is None:
-                    self._timer = loop.call_at(due, self._flush_due)
-            return AFTER_DELAY
-        return self.mark_now(connection)
+        while the loop is loaded, when this turn's window closes. Returns which
+        (`AT_TURN_END` or `AFTER_DELAY`)."""
+        if not self._decided:
+            self._decide()
+        opened = self._open
+        if opened is None:
+            self._marked.append(connection)
+            return AT_TURN_END
+        opened.append(connection)
+        return AFTER_DELAY
 
     def mark_now(self, connection: Flushable) -> int:
-        """Flush `connection` at the end of this loop turn (also if it already waits for
-        the delay: its window will find nothing left to write)."""
-        if not self._marked:
-            self._turn_end = (self._loop or self._bind_loop()).call_soon(self._flush_marked)
+        """Flush `connection` at the end of this loop turn (also if it already waits in a
+        window: the window will find nothing left to write)."""
+        if self._turn_end is None:
+            self._turn_end = (self._loop or self._bind_loop()).call_soon(self._turn_over)
         self._marked.append(connection)
         return AT_TURN_END
+
+    def _decide(self) -> None:
+        """The turn's first mark: end the turn with a flush, and open a window when the
+        loop is loaded."""
+        loop = self._loop or self._bind_loop()
+        self._decided = True
+        if self._turn_end is None:
+            self._turn_end = loop.call_soon(self._turn_over)
+        cork = self.cork
+        window = cork.window(self._clock()) if cork is not None else 0.0
+        if not window:
+            return
+        due = loop.time() + window
+        windows = self._windows
+        if windows and windows[-1][0] > due - _GRAIN:
+            self._open = windows[-1][1]
+            return
+        self._open = []
+        windows.append((due, self._open))
+        if self._timer is None:
+            self._timer = loop.call_at(due, self._flush_due)
 
     def _bind_loop(self) -> asyncio.AbstractEventLoop:
         self._loop = asyncio.get_running_loop()
@@ -102,11 +126,16 @@ class Flusher:
         self._turn_end = self._timer = None
         self._marked = []
         self._windows.clear()
+        self._decided = False
+        self._open = None
 
-    def _flush_marked(self) -> None:
+    def _turn_over(self) -> None:
         self._turn_end = None
+        self._decided = False
+        self._open = None
         marked, self._marked = self._marked, []
-        self._flush(marked)
+        if marked:
+            self._flush(marked)
 
     def _flush_due(self) -> None:
         self._timer = None
@@ -120,18 +149,13 @@ class Flusher:
     def _flush(self, connections: list[Flushable]) -> None:
         """Write `connections` out. One that fails to write is cut rather than left with
         frames nobody will write, and the rest are still written."""
-        delay = self._delay
-        now = (self._loop or self._bind_loop()).time() if delay else 0.0
+        cork = self.cork
+        started = self._clock() if cork is not None else 0.0
         for connection in connections:
             try:
-                count = connection.flush()
+                connection.flush()
             except Exception:
                 log.exception("writing to a connection failed; cutting it")
                 connection.drop("write failed")
-                continue
-            if count and delay:
-                gap = now - connection.flushed_at
-                if gap > QUIET_GAP:
-                    gap = QUIET_GAP
-                connection.frame_gap += (gap / count - connection.frame_gap) * _SMOOTHING
-                connection.flushed_at = now
+        if cork is not None:
+            cork.wrote(started, self._clock())
