@@ -5,6 +5,10 @@ For runs like `python -m bench -s s1 --s1-rates 50,50,50`, where each step is a 
 of the same rate: the run's own table keeps one step per repeat, this keeps them all
 (a retried step's first try too). Cluster runs also show the latency of the members on
 each node and the CPU of Redis and of PostgreSQL's backends per delivery.
+
+`--per-rate` takes the medians per server and rate (`--s1-rates 50,100,50,100`: each
+rate against Go's at the same rate); `--max-other 0.3` keeps only the steps during which
+other processes used at most 30% of the machine (a shared machine's noisy minutes out).
 """
 
 import argparse
@@ -61,14 +65,34 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
-def report(path: Path, baseline: str) -> str:
+def report(
+    path: Path,
+    baseline: str,
+    per_rate: bool = False,
+    max_other: float | None = None,
+    list_steps: bool = True,
+) -> str:
     data = json.loads(path.read_text())
     per_server: dict[str, list[Step]] = {}
     for run in data["runs"]:
         if run["scenario"] == "s1" and "result" in run:
             per_server.setdefault(run["server"], []).extend(steps_of(run["result"]))
     lines = [f"`{path.name}`: `{data['command']}`", ""]
-    lines.append("| server | step | rate | us/delivery | p50 ms | p99 ms | delivered | other CPU |")
+    if list_steps:
+        lines += _step_lines(per_server)
+    if max_other is not None:
+        per_server = {
+            server: [s for s in steps if s["other_cpu_share"] <= max_other]
+            for server, steps in per_server.items()
+        }
+        lines.append(f"Only the steps during which other processes used at most {max_other:.0%}.")
+    if per_rate:
+        return "\n".join([*lines, *_rate_lines(per_server, baseline)])
+    return "\n".join([*lines, *_median_lines(per_server, baseline)])
+
+
+def _step_lines(per_server: dict[str, list[Step]]) -> list[str]:
+    lines = ["| server | step | rate | us/delivery | p50 ms | p99 ms | delivered | other CPU |"]
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for server, steps in per_server.items():
         for index, s in enumerate(steps):
@@ -78,11 +102,46 @@ def report(path: Path, baseline: str) -> str:
                 f"{_number(s['p99_ms'], 1)} | {s['delivery_ratio']:.4f} | "
                 f"{s['other_cpu_share']:.0%} |"
             )
-    medians = {server: _figures(steps) for server, steps in per_server.items()}
+    return [*lines, ""]
+
+
+def _rate_lines(per_server: dict[str, list[Step]], baseline: str) -> list[str]:
+    """Medians per server and rate, each against Go's and the baseline's at that rate."""
+    rates = sorted({s["offered_rate"] for steps in per_server.values() for s in steps})
+    lines = [
+        "",
+        f"Medians per rate; ratios to {REFERENCE} and to {baseline} at the same rate:",
+        "",
+        "| rate | server | steps | us/delivery | /go | /base | p50 ms | /go | /base "
+        "| p99 ms | /go | /base | other CPU |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for rate in rates:
+        at_rate = {
+            server: [s for s in steps if s["offered_rate"] == rate]
+            for server, steps in per_server.items()
+        }
+        medians = {server: _figures(steps) for server, steps in at_rate.items() if steps}
+        reference = medians.get(REFERENCE, {})
+        base = medians.get(baseline, {})
+        for server, m in medians.items():
+            cells = [f"{rate:g}", server, str(len(at_rate[server])), _number(m["cpu_us"])]
+            cells += [_ratio(m["cpu_us"], reference.get("cpu_us"))]
+            cells += [_ratio(m["cpu_us"], base.get("cpu_us"))]
+            for key in ("p50_ms", "p99_ms"):
+                cells += [_number(m[key], 1), _ratio(m[key], reference.get(key))]
+                cells += [_ratio(m[key], base.get(key))]
+            cells.append(_percent(m["other"]))
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _median_lines(per_server: dict[str, list[Step]], baseline: str) -> list[str]:
+    lines: list[str] = []
+    medians = {server: _figures(steps) for server, steps in per_server.items() if steps}
     reference = medians.get(REFERENCE, {})
     base = medians.get(baseline, {})
     lines += [
-        "",
         f"Medians of the steps; ratios to {REFERENCE} and to {baseline} in this file:",
         "",
     ]
@@ -111,15 +170,28 @@ def report(path: Path, baseline: str) -> str:
                 for n in range(count)
             )
             lines += ["", f"{server}, members by node (senders on node 0): {per_node}"]
-    return "\n".join(lines)
+    return lines
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.s1_steps", description=__doc__)
     parser.add_argument("results", type=Path, nargs="+")
     parser.add_argument("--baseline", default="hubbub", help="second reference (default hubbub)")
+    parser.add_argument("--per-rate", action="store_true", help="medians per server and rate")
+    parser.add_argument(
+        "--max-other",
+        type=float,
+        metavar="SHARE",
+        help="only steps in which other processes used at most SHARE (0..1) of the machine",
+    )
+    parser.add_argument("--no-steps", action="store_true", help="medians only, no step list")
     args = parser.parse_args(argv)
-    print("\n\n".join(report(path, args.baseline) for path in args.results))
+    print(
+        "\n\n".join(
+            report(path, args.baseline, args.per_rate, args.max_other, not args.no_steps)
+            for path in args.results
+        )
+    )
     return 0
 
 
