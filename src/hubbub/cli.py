@@ -94,8 +94,8 @@ _SERVE_OPTIONS = [
     _option(
         "flush_delay",
         float,
-        "Seconds a busy client's frames may wait so that more share one write "
-        "(0: none). Less CPU per delivery in busy rooms, a little latency there.",
+        "Most seconds frames may wait so that more share one write, only while the "
+        "server is loaded (0: never). Less CPU per delivery under load, no latency without.",
     ),
     _option("max_room_members", int, "Connections one room may hold (beyond: room_full)."),
     _option("max_rooms_per_connection", int, "Rooms one connection may be in (beyond: room_full)."),

@@ -38,8 +38,9 @@ class Settings:
     (1013); what it may hold at all is 8 times this (see `server/connection.py`)."""
     compression: bool = True
     flush_delay: float = 0.025
-    """Seconds frames wait before a connection's write, so more share one write (0: the
-    end of the event-loop turn). Trades latency for CPU; see docs/benchmarks.md."""
+    """The most seconds frames may wait so that more share one write (0: always the end of
+    the event-loop turn). They wait only while the loop is loaded (`core/autocork.py`),
+    longer the more loaded it is; see docs/benchmarks.md."""
     max_room_members: int = 10_000
     """Connections one room may hold (beyond: `room_full`)."""
     max_rooms_per_connection: int = 100

@@ -3,11 +3,12 @@ turn's window closes."""
 
 import asyncio
 import logging
+import math
 
 import pytest
 
 from hubbub.core.autocork import HORIZON
-from hubbub.server.flusher import AFTER_DELAY, AT_TURN_END, NOT_SCHEDULED, Flusher
+from hubbub.server.flusher import ACTIVE, AFTER_DELAY, AT_TURN_END, NOT_SCHEDULED, Flusher
 
 DELAY = 0.1
 WAIT = 5.0
@@ -43,6 +44,7 @@ class Recorder:
         self.log = log if log is not None else []
         self.clock = clock
         self.cost = cost
+        self.flushed_at = -math.inf
         self.pending = 0
         self.scheduled = NOT_SCHEDULED
         self.writes: list[tuple[float, int]] = []
@@ -88,6 +90,13 @@ async def load_fully(flusher: Flusher, clock: Clock) -> None:
     await heavy.written()
 
 
+async def active(*connections: Recorder) -> None:
+    """Write each once: connections written lately are the ones a window may hold."""
+    for connection in connections:
+        connection.add()
+        await connection.written()
+
+
 async def test_without_a_delay_the_turns_marks_are_written_at_its_end_in_order() -> None:
     flusher = Flusher()
     order: list[str] = []
@@ -122,6 +131,7 @@ async def test_on_a_loaded_loop_the_first_frame_waits_for_the_delay_and_gathers_
     flusher = Flusher(DELAY, clock)
     await load_fully(flusher, clock)
     connection = Recorder(flusher)
+    await active(connection)
     loop = asyncio.get_running_loop()
     opened = loop.time()
     connection.add()
@@ -140,6 +150,7 @@ async def test_the_loop_that_runs_out_of_work_writes_at_the_end_of_the_turn_agai
     flusher = Flusher(DELAY, clock)
     await load_fully(flusher, clock)
     connection = Recorder(flusher)
+    await active(connection)
     connection.add()
     assert connection.scheduled == AFTER_DELAY
     await connection.written()
@@ -150,6 +161,26 @@ async def test_the_loop_that_runs_out_of_work_writes_at_the_end_of_the_turn_agai
     connection.add()
     assert connection.scheduled == AT_TURN_END
     written, _ = await connection.written()
+    assert written - marked < DELAY / 2
+
+
+async def test_on_a_loaded_loop_a_connection_not_written_lately_is_not_held() -> None:
+    """A member of a quiet room gains nothing from a window while another room loads the
+    loop: its frame leaves at the end of the turn."""
+    clock = Clock()
+    flusher = Flusher(DELAY, clock)
+    quiet, busy = Recorder(flusher), Recorder(flusher)
+    await active(quiet)
+    clock.now += ACTIVE * 1.5
+    await load_fully(flusher, clock)
+    await active(busy)
+    loop = asyncio.get_running_loop()
+    marked = loop.time()
+    busy.add()
+    quiet.add()
+    assert busy.scheduled == AFTER_DELAY
+    assert quiet.scheduled == AT_TURN_END
+    written, _ = await quiet.written()
     assert written - marked < DELAY / 2
 
 
@@ -175,6 +206,7 @@ async def test_windows_opened_apart_close_apart_and_one_turns_close_together() -
     flusher = Flusher(DELAY, clock)
     await load_fully(flusher, clock)
     first, second, third = Recorder(flusher), Recorder(flusher), Recorder(flusher)
+    await active(first, second, third)
     loop = asyncio.get_running_loop()
     first_opened = loop.time()
     first.add()
@@ -195,6 +227,7 @@ async def test_a_waiting_connection_marked_now_is_written_at_the_end_of_the_turn
     flusher = Flusher(DELAY, clock)
     await load_fully(flusher, clock)
     connection = Recorder(flusher)
+    await active(connection)
     connection.add()
     assert connection.scheduled == AFTER_DELAY
     marked = asyncio.get_running_loop().time()
@@ -215,6 +248,8 @@ async def test_a_connection_that_fails_to_write_is_cut_and_the_rest_are_written(
         await load_fully(flusher, clock)
     order: list[str] = []
     broken, after = Recorder(flusher, "broken", order), Recorder(flusher, "after", order)
+    await active(broken, after)
+    order.clear()
     broken.fails = True
     with caplog.at_level(logging.ERROR, "hubbub.server.flusher"):
         broken.add()
@@ -230,7 +265,10 @@ async def test_stopping_writes_nothing_more() -> None:
     flusher = Flusher(DELAY, clock)
     await load_fully(flusher, clock)
     waiting, at_turn_end = Recorder(flusher), Recorder(flusher)
+    await active(waiting)
+    waiting.writes.clear()
     waiting.add()
+    assert waiting.scheduled == AFTER_DELAY
     flusher.mark_now(at_turn_end)
     at_turn_end.pending = 1
     flusher.stop()

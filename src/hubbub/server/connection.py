@@ -34,6 +34,7 @@ timers all go by that one state.
 
 import asyncio
 import enum
+import math
 from collections.abc import Callable
 from typing import Protocol
 
@@ -105,6 +106,7 @@ class Connection:
         "_room",
         "_transport",
         "codec",
+        "flushed_at",
         "frames_shed",
         "id",
         "ip",
@@ -160,6 +162,8 @@ class Connection:
         until the flush, one object less to touch per member."""
         self._flusher = flusher
         self._flush_scheduled = NOT_SCHEDULED
+        self.flushed_at = -math.inf
+        """When the flusher last wrote to it, by the flusher's clock."""
         self._close_request: tuple[int, str] | None = None
         self.on_give_up: Callable[[Connection], None] | None = None
         """Called (soon, not during the enqueue) when the connection is dropped as too slow."""

@@ -17,7 +17,10 @@ above one frame per window, a window still gathers two frames into each write
 where the limit gathers barely more than one.
 
 The load is the share of wall time spent in the write passes, timed here with
-two clock reads per pass; nothing is kept per connection.
+two clock reads per pass. The one thing kept per connection is when it was last
+written: one with no write in the last `ACTIVE` seconds (a member of a quiet
+room, while another room loads the loop) is written at the end of the turn
+anyway, since a window would gather nothing for it.
 
 The flusher keeps its event loop rather than asking for it per mark:
 `asyncio.get_running_loop()` checks the process id with a getpid() system
@@ -37,12 +40,18 @@ log = logging.getLogger(__name__)
 
 NOT_SCHEDULED, AT_TURN_END, AFTER_DELAY = 0, 1, 2
 """When a connection's next write is due (see `Flusher.mark`)."""
+ACTIVE = 0.1
+"""Seconds since its last write within which a connection may be held in a window: a
+member of a room with a few messages per second never waits."""
 _GRAIN = 0.001
 """Windows due within this of each other are written by one timer: the event loop's
 timers keep a millisecond's resolution anyway."""
 
 
 class Flushable(Protocol):
+    flushed_at: float
+    """The flusher's clock at its last write to the connection (kept only with a delay)."""
+
     def flush(self) -> int:
         """Write what is queued; how many frames that was."""
 
@@ -69,17 +78,20 @@ class Flusher:
         """Whether this turn's marks wait (`_open`) or not has been decided."""
         self._open: list[Flushable] | None = None
         """The window this turn's marks join, while the loop is loaded."""
+        self._active_since = 0.0
+        """With a window open: connections last written before this are not held."""
         self._loop: asyncio.AbstractEventLoop | None = None
         """The running loop, bound at the first mark (see the module's docstring)."""
 
     def mark(self, connection: Flushable) -> int:
         """`connection` has frames to write: flush it at the end of this loop turn, or,
-        while the loop is loaded, when this turn's window closes. Returns which
+        while the loop is loaded and if it was written lately, when this turn's window
+        closes. Returns which
         (`AT_TURN_END` or `AFTER_DELAY`)."""
         if not self._decided:
             self._decide()
         opened = self._open
-        if opened is None:
+        if opened is None or connection.flushed_at < self._active_since:
             self._marked.append(connection)
             return AT_TURN_END
         opened.append(connection)
@@ -101,9 +113,13 @@ class Flusher:
         if self._turn_end is None:
             self._turn_end = loop.call_soon(self._turn_over)
         cork = self.cork
-        window = cork.window(self._clock()) if cork is not None else 0.0
+        if cork is None:
+            return
+        now = self._clock()
+        window = cork.window(now)
         if not window:
             return
+        self._active_since = now - ACTIVE
         due = loop.time() + window
         windows = self._windows
         if windows and windows[-1][0] > due - _GRAIN:
@@ -153,7 +169,8 @@ class Flusher:
         started = self._clock() if cork is not None else 0.0
         for connection in connections:
             try:
-                connection.flush()
+                if connection.flush() and cork is not None:
+                    connection.flushed_at = started
             except Exception:
                 log.exception("writing to a connection failed; cutting it")
                 connection.drop("write failed")
