@@ -4,6 +4,7 @@ turn's window closes."""
 import asyncio
 import logging
 import math
+import time
 
 import pytest
 
@@ -274,3 +275,36 @@ async def test_stopping_writes_nothing_more() -> None:
     flusher.stop()
     await asyncio.sleep(DELAY * 1.5)
     assert waiting.writes == at_turn_end.writes == []
+
+
+def test_a_mark_after_its_turns_window_closed_is_still_written() -> None:
+    """On uvloop, due timers run before the callbacks queued for the next turn: a turn
+    that outlasts its window sees the window written before the turn's end, and a mark
+    queued ahead of that end must open a window of its own rather than join the one
+    already written (its frames would never leave)."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        clock = Clock()
+        flusher = Flusher(DELAY, clock)
+        await load_fully(flusher, clock)
+        first, second = Recorder(flusher), Recorder(flusher)
+        await active(first, second)
+        loop = asyncio.get_running_loop()
+
+        def long_turn() -> None:
+            loop.call_soon(second.add)  # queued ahead of the turn's end
+            first.add()
+            assert first.scheduled == AFTER_DELAY
+            time.sleep(DELAY * 1.5)  # the turn outlasts the window it opened
+
+        loop.call_soon(long_turn)
+        await first.written()
+        _, frames = await second.written()
+        assert frames == 1
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        loop.close()

@@ -158,7 +158,14 @@ class Flusher:
         loop = self._loop or self._bind_loop()
         windows = self._windows
         while windows and windows[0][0] <= loop.time() + _GRAIN:
-            self._flush(windows.popleft()[1])
+            connections = windows.popleft()[1]
+            if connections is self._open:
+                # A turn longer than its window: uvloop runs due timers before the
+                # turn's end, and marks made meanwhile (I/O callbacks, callbacks queued
+                # ahead of it) must not join a window that is gone. They decide anew.
+                self._open = None
+                self._decided = False
+            self._flush(connections)
         if windows:
             self._timer = loop.call_at(windows[0][0], self._flush_due)
 
