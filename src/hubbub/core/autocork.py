@@ -12,8 +12,11 @@ the loop is loaded.
 The load is the share of recent wall time the loop spent in its write passes
 (`wrote`), as a leaky integrator: each pass adds its duration, and what was
 added decays with the time constant `horizon`, so a steady share `s` reads as
-`s`. Below `quiet` nothing waits; from `quiet` to `loaded` the window grows in
-proportion, up to `longest` at `loaded` and above. The window feeds back on
+`s`. Below `quiet` nothing waits; from `quiet` to `loaded` the window grows with
+the square of the way from one to the other, up to `longest` at `loaded` and
+above: short windows while the loop still has time to spare (a few milliseconds
+gather the messages that come nearly together, at a few milliseconds' cost),
+the longest only when it has little. The window feeds back on
 the load (longer windows, fewer writes, a smaller share), so a steady rate
 settles where the two meet instead of flapping between extremes; a loop that
 runs out of work decays to quiet within a few `horizon`s, and its frames then
@@ -78,7 +81,8 @@ class Autocork:
             return 0.0
         if load >= self.loaded:
             return self.longest
-        window = self.longest * (load - self.quiet) / (self.loaded - self.quiet)
+        rise = (load - self.quiet) / (self.loaded - self.quiet)
+        window = self.longest * rise * rise
         return window if window >= SHORTEST else 0.0
 
     def _decay(self, now: float) -> None:
