@@ -67,6 +67,8 @@ def build_app(settings: Settings, store: MessageStore | None = None) -> web.Appl
     ):
         app.router.add_get(path, headers.cors(handler))
         app.router.add_route("OPTIONS", path, headers.preflight)
+    # A page of an allowed origin may import the client, as it may open the socket.
+    app.router.add_get("/client.js", headers.cors(http.client_module))
     app.router.add_get("/healthz", http.healthz)
     app.router.add_get("/metrics", http.metrics)
     app.router.add_static("/static/", http.STATIC_DIR)

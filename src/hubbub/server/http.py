@@ -28,6 +28,12 @@ async def index(request: web.Request) -> web.FileResponse:
     )
 
 
+async def client_module(request: web.Request) -> web.FileResponse:
+    """The browser client (an ES module) at a stable address for other front-ends to import;
+    the same file as `/static/client.js`, served the same way (validators, no max-age)."""
+    return web.FileResponse(STATIC_DIR / "client.js")
+
+
 async def rooms(request: web.Request) -> web.Response:
     try:
         counts = await request.app[NODE].presence.rooms()
