@@ -30,8 +30,11 @@ async def index(request: web.Request) -> web.FileResponse:
 
 async def client_module(request: web.Request) -> web.FileResponse:
     """The browser client (an ES module) at a stable address for other front-ends to import;
-    the same file as `/static/client.js`, served the same way (validators, no max-age)."""
-    return web.FileResponse(STATIC_DIR / "client.js")
+    the same file as `/static/client.js`, served the same way (validators, no max-age),
+    as `text/javascript` (RFC 9239) whatever the host's MIME table says."""
+    return web.FileResponse(
+        STATIC_DIR / "client.js", headers={"Content-Type": "text/javascript; charset=utf-8"}
+    )
 
 
 async def rooms(request: web.Request) -> web.Response:
