@@ -469,7 +469,8 @@ export class HubbubClient {
    * @param {{data?: any, ref?: string|number}} [options] `data`: any JSON value,
    *   delivered unchanged with the message (protocol 1.1). `ref`: your own id for
    *   it, e.g. to resend it after a page reload; a send with the ref of a message
-   *   still waiting returns that message's promise.
+   *   still waiting in that room returns that message's promise. Acks name only the
+   *   ref, so refs must differ between the messages waiting in all rooms.
    * @returns {Promise<object>}
    */
   send(room, content, { data, ref } = {}) {
