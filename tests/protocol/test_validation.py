@@ -1,10 +1,11 @@
 from typing import Any
 
+import msgpack
 import pytest
 
 from hubbub.protocol.commands import History, Join, Leave, Ping, Post, Typing
 from hubbub.protocol.errors import ErrorCode, Refusal
-from hubbub.protocol.validation import parse_command
+from hubbub.protocol.validation import MAX_DATA_BYTES, MAX_DATA_DEPTH, parse_command
 
 
 def refused(event: object) -> Refusal:
@@ -132,3 +133,55 @@ def test_not_an_object_code_depends_on_the_codec() -> None:
     with pytest.raises(Refusal) as caught:
         parse_command([1], ErrorCode.BAD_ENCODING)
     assert caught.value.code is ErrorCode.BAD_ENCODING
+
+
+def nested(depth: int) -> object:
+    """`depth` containers, alternating arrays and objects, around a number."""
+    value: object = 1
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_data_of_every_json_kind_is_accepted_as_given() -> None:
+    for data in (
+        {"symbol": "AAPL", "price": 191.2},
+        [1, "two", None, False],
+        "text",
+        3,
+        -2.5,
+        True,
+        False,
+        {},
+        [],
+        nested(MAX_DATA_DEPTH),
+        "x" * (MAX_DATA_BYTES - 2),
+    ):
+        post = parse_command({"type": "message", "content": "c", "data": data})
+        assert post == Post("c", None, None, data)
+
+
+def test_null_data_is_no_data() -> None:
+    assert parse_command({"type": "message", "content": "c", "data": None}) == Post("c", None)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (nested(MAX_DATA_DEPTH + 1), "nested at most 32"),
+        (nested(500), "nested at most 32"),
+        ("x" * (MAX_DATA_BYTES - 1), "at most 16384 bytes"),
+        ({"k": "é" * (MAX_DATA_BYTES // 2)}, "at most 16384 bytes"),
+        (float("nan"), "finite"),
+        ({"a": [float("inf")]}, "finite"),
+        (b"bytes", "JSON value"),
+        ({1: "integer key"}, "JSON value"),
+        ([2**64], "JSON value"),
+        (msgpack.ExtType(1, b"x"), "JSON value"),
+    ],
+)
+def test_data_too_deep_too_large_or_not_json_is_an_invalid_field(data: object, why: str) -> None:
+    refusal = refused({"type": "message", "content": "c", "data": data, "ref": "r1"})
+    assert refusal.code is ErrorCode.INVALID_FIELD
+    assert why in refusal.message
+    assert refusal.ref == "r1"
