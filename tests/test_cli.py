@@ -54,6 +54,8 @@ def test_help_shows_every_setting_with_its_environment_variable() -> None:
         (["--redis-prefix", " "], {}, "--redis-prefix"),
         ([], {"HUBBUB_MAX_CONNECTIONS": "0"}, "HUBBUB_MAX_CONNECTIONS"),
         ([], {"HUBBUB_PORT": "many"}, "HUBBUB_PORT"),
+        (["--api-key", "too-short"], {}, "--api-key"),
+        ([], {"HUBBUB_API_KEY": "a-good-key-0123456789,bad key"}, "HUBBUB_API_KEY"),
     ],
 )
 def test_bad_configuration_is_refused_naming_the_setting(

@@ -35,8 +35,11 @@ def _option(name: str, kind: type | click.ParamType[Any], help_text: str) -> cli
     )
 
 
-class _Origins(click.ParamType[tuple[str, ...]]):
-    name = "ORIGINS"
+class _CommaList(click.ParamType[tuple[str, ...]]):
+    """A comma-separated list (origins, API keys)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
@@ -81,7 +84,7 @@ _SERVE_OPTIONS = [
     _option("abuse_limit", int, "Refused events within 10 s before closing with 1008."),
     _option(
         "allowed_origins",
-        _Origins(),
+        _CommaList("ORIGINS"),
         "Comma-separated browser origins allowed to connect: exact origins, *.example.com "
         "patterns or *. Empty: the server's own host and localhost.",
     ),
@@ -105,6 +108,13 @@ _SERVE_OPTIONS = [
         str,
         "HS256 secret (32+ bytes). When set, /ws needs ?token=JWT; sub is the username and "
         "a rooms claim limits the rooms. Empty: the server is open.",
+    ),
+    _option(
+        "api_key",
+        _CommaList("KEYS"),
+        "Keys a backend may publish with (POST /rooms/NAME/messages, "
+        "Authorization: Bearer KEY); comma-separated to rotate them. Empty: no such route. "
+        "Prefer the environment variable: arguments show in the process list.",
     ),
     _option("certfile", str, "TLS certificate chain (PEM), to serve https/wss directly."),
     _option("keyfile", str, "TLS private key (PEM)."),

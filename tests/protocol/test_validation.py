@@ -3,9 +3,14 @@ from typing import Any
 import msgpack
 import pytest
 
-from hubbub.protocol.commands import History, Join, Leave, Ping, Post, Typing
+from hubbub.protocol.commands import History, Join, Leave, Ping, Post, Publication, Typing
 from hubbub.protocol.errors import ErrorCode, Refusal
-from hubbub.protocol.validation import MAX_DATA_BYTES, MAX_DATA_DEPTH, parse_command
+from hubbub.protocol.validation import (
+    MAX_DATA_BYTES,
+    MAX_DATA_DEPTH,
+    parse_command,
+    parse_publication,
+)
 
 
 def refused(event: object) -> Refusal:
@@ -185,3 +190,31 @@ def test_data_too_deep_too_large_or_not_json_is_an_invalid_field(data: object, w
     assert refusal.code is ErrorCode.INVALID_FIELD
     assert why in refusal.message
     assert refusal.ref == "r1"
+
+
+def test_a_publication_takes_from_content_data_and_ref() -> None:
+    body = {"from": "  shop ", "content": " Order 7 shipped ", "data": {"o": 7}, "ref": 9}
+    assert parse_publication(body) == Publication("shop", " Order 7 shipped ", {"o": 7}, 9)
+    assert parse_publication({"from": "b", "content": "c", "extra": 1}) == Publication("b", "c")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "why"),
+    [
+        ([], ErrorCode.BAD_JSON, "object"),
+        ("text", ErrorCode.BAD_JSON, "object"),
+        ({"content": "c"}, ErrorCode.INVALID_FIELD, "from"),
+        ({"content": "c", "from": ""}, ErrorCode.INVALID_FIELD, "from"),
+        ({"content": "c", "from": "x" * 33}, ErrorCode.INVALID_FIELD, "from"),
+        ({"content": "c", "from": "a\nb"}, ErrorCode.INVALID_FIELD, "from"),
+        ({"from": "b"}, ErrorCode.INVALID_FIELD, "content"),
+        ({"from": "b", "content": ""}, ErrorCode.INVALID_FIELD, "content"),
+        ({"from": "b", "content": "c", "data": float("inf")}, ErrorCode.INVALID_FIELD, "data"),
+        ({"from": "b", "content": "c", "ref": True}, ErrorCode.INVALID_FIELD, "ref"),
+    ],
+)
+def test_an_invalid_publication_is_refused(body: object, code: ErrorCode, why: str) -> None:
+    with pytest.raises(Refusal) as caught:
+        parse_publication(body)
+    assert caught.value.code is code
+    assert why in caught.value.message

@@ -56,4 +56,15 @@ class Ping:
     ref: Ref | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A message a backend publishes over HTTP (`POST /rooms/{name}/messages`): the
+    `message` event of a user named `sender`, who need not be connected."""
+
+    sender: str
+    content: str
+    data: Any = None
+    ref: Ref | None = None
+
+
 Command = Join | Post | Leave | Typing | History | Ping

@@ -16,7 +16,16 @@ from typing import Any
 
 import orjson
 
-from hubbub.protocol.commands import Command, History, Join, Leave, Ping, Post, Typing
+from hubbub.protocol.commands import (
+    Command,
+    History,
+    Join,
+    Leave,
+    Ping,
+    Post,
+    Publication,
+    Typing,
+)
 from hubbub.protocol.errors import ErrorCode, Ref, Refusal
 
 ROOM_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -221,3 +230,21 @@ def parse_command(event: object, not_an_object: ErrorCode = ErrorCode.BAD_JSON) 
         return parser(event, ref)
     except Refusal as refusal:
         raise refusal.with_ref(ref) from None
+
+
+def parse_publication(body: object) -> Publication:
+    """Validate the body of `POST /rooms/{name}/messages`: `from` follows the username
+    rules (and is trimmed like a username), `content`, `data` and `ref` those of a
+    `message` event. Raises `Refusal` (`bad_json` for a body that is not an object)."""
+    if not isinstance(body, Mapping):
+        raise Refusal(ErrorCode.BAD_JSON, "the body must be a JSON object")
+    sender = body.get("from")
+    if not isinstance(sender, str):
+        raise _invalid("from must be a string (the sender's name)")
+    try:
+        name = valid_username(sender)
+    except Refusal:
+        raise _invalid(f"from must be 1 to {MAX_USERNAME} printable characters") from None
+    return Publication(
+        name, _content(body), valid_data(body.get("data")), parse_ref(body.get("ref"))
+    )
