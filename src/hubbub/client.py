@@ -191,11 +191,14 @@ class ChatClient:
             event["since"] = since
         return await self.request(event)
 
-    async def say(self, content: str, room: str | None = None) -> int:
-        """Post a message; returns its id once acknowledged."""
+    async def say(self, content: str, room: str | None = None, data: Any = None) -> int:
+        """Post a message (with a structured `data` payload when given); returns its id
+        once acknowledged."""
         event: Event = {"type": "message", "content": content}
         if room is not None:
             event["room"] = room
+        if data is not None:
+            event["data"] = data
         ack = await self.request(event)
         return int(ack["id"])
 

@@ -1,8 +1,9 @@
 """One frozen `Settings`, validated at start so bad configuration fails with the setting's name."""
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from hubbub.core.api_keys import key_problem
 from hubbub.core.auth import MIN_SECRET_BYTES, strong_secret
 
 
@@ -47,6 +48,10 @@ class Settings:
     """Seconds a new TCP connection has to send its first complete request (slowloris)."""
     auth_secret: str = ""
     """HS256 secret; when set, the upgrade needs a JWT in the `token` query parameter."""
+    api_key: tuple[str, ...] = field(default=(), repr=False)
+    """Keys a backend may publish with (`POST /rooms/{name}/messages`, Bearer); several
+    at once (comma-separated on the command line) so that they can be rotated; none: the
+    route does not exist (404)."""
     certfile: str = ""
     keyfile: str = ""
     """TLS certificate chain and private key (PEM); both or neither."""
@@ -139,6 +144,9 @@ class Settings:
             self.log_level in ("debug", "info", "warning", "error"),
             "must be debug, info, warning or error",
         )
+        for key in self.api_key:
+            problem = key_problem(key)
+            _require("api_key", problem is None, problem or "")
         for origin in self.allowed_origins:
             _require("allowed_origins", bool(origin.strip()), "must not contain empty entries")
         _require("redis_prefix", bool(self.redis_prefix.strip()), "must not be empty")

@@ -8,8 +8,6 @@ hears its channels) and a PostgreSQL schema of its own.
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,43 +15,13 @@ import asyncpg
 import pytest
 
 from hubbub.client import ChatClient, ServerError
+from tests.cluster.conftest import TTL, StartNode
 from tests.conftest import ServerProcess, SpawnServer
 from tests.netproxy import CuttableProxy
 from tests.postgres import ADMIN_DSN
 from tests.services import PrivateRedis
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
-
-TTL = 2.0
-"""--node-ttl of the nodes here: short, so a death is seen quickly."""
-
-StartNode = Callable[..., Awaitable[ServerProcess]]
-
-
-@pytest.fixture
-async def redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def start_node(spawn_server: SpawnServer, redis: PrivateRedis, postgres_dsn: str) -> StartNode:
-    async def start(*extra: str) -> ServerProcess:
-        return await spawn_server(
-            "--store",
-            postgres_dsn,
-            "--redis-url",
-            redis.url,
-            "--node-ttl",
-            str(TTL),
-            "--presence-interval",
-            "0.05",
-            *extra,
-        )
-
-    return start
 
 
 async def get(url: str) -> tuple[int, Any]:

@@ -1,10 +1,16 @@
 from typing import Any
 
+import msgpack
 import pytest
 
-from hubbub.protocol.commands import History, Join, Leave, Ping, Post, Typing
+from hubbub.protocol.commands import History, Join, Leave, Ping, Post, Publication, Typing
 from hubbub.protocol.errors import ErrorCode, Refusal
-from hubbub.protocol.validation import parse_command
+from hubbub.protocol.validation import (
+    MAX_DATA_BYTES,
+    MAX_DATA_DEPTH,
+    parse_command,
+    parse_publication,
+)
 
 
 def refused(event: object) -> Refusal:
@@ -132,3 +138,83 @@ def test_not_an_object_code_depends_on_the_codec() -> None:
     with pytest.raises(Refusal) as caught:
         parse_command([1], ErrorCode.BAD_ENCODING)
     assert caught.value.code is ErrorCode.BAD_ENCODING
+
+
+def nested(depth: int) -> object:
+    """`depth` containers, alternating arrays and objects, around a number."""
+    value: object = 1
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_data_of_every_json_kind_is_accepted_as_given() -> None:
+    for data in (
+        {"symbol": "AAPL", "price": 191.2},
+        [1, "two", None, False],
+        "text",
+        3,
+        -2.5,
+        True,
+        False,
+        {},
+        [],
+        nested(MAX_DATA_DEPTH),
+        "x" * (MAX_DATA_BYTES - 2),
+    ):
+        post = parse_command({"type": "message", "content": "c", "data": data})
+        assert post == Post("c", None, None, data)
+
+
+def test_null_data_is_no_data() -> None:
+    assert parse_command({"type": "message", "content": "c", "data": None}) == Post("c", None)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (nested(MAX_DATA_DEPTH + 1), "nested at most 32"),
+        (nested(500), "nested at most 32"),
+        ("x" * (MAX_DATA_BYTES - 1), "at most 16384 bytes"),
+        ({"k": "é" * (MAX_DATA_BYTES // 2)}, "at most 16384 bytes"),
+        (float("nan"), "finite"),
+        ({"a": [float("inf")]}, "finite"),
+        (b"bytes", "JSON value"),
+        ({1: "integer key"}, "JSON value"),
+        ([2**64], "JSON value"),
+        (msgpack.ExtType(1, b"x"), "JSON value"),
+    ],
+)
+def test_data_too_deep_too_large_or_not_json_is_an_invalid_field(data: object, why: str) -> None:
+    refusal = refused({"type": "message", "content": "c", "data": data, "ref": "r1"})
+    assert refusal.code is ErrorCode.INVALID_FIELD
+    assert why in refusal.message
+    assert refusal.ref == "r1"
+
+
+def test_a_publication_takes_from_content_data_and_ref() -> None:
+    body = {"from": "  shop ", "content": " Order 7 shipped ", "data": {"o": 7}, "ref": 9}
+    assert parse_publication(body) == Publication("shop", " Order 7 shipped ", {"o": 7}, 9)
+    assert parse_publication({"from": "b", "content": "c", "extra": 1}) == Publication("b", "c")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "why"),
+    [
+        ([], ErrorCode.BAD_JSON, "object"),
+        ("text", ErrorCode.BAD_JSON, "object"),
+        ({"content": "c"}, ErrorCode.INVALID_FIELD, "from"),
+        ({"content": "c", "from": ""}, ErrorCode.INVALID_FIELD, "from"),
+        ({"content": "c", "from": "x" * 33}, ErrorCode.INVALID_FIELD, "from"),
+        ({"content": "c", "from": "a\nb"}, ErrorCode.INVALID_FIELD, "from"),
+        ({"from": "b"}, ErrorCode.INVALID_FIELD, "content"),
+        ({"from": "b", "content": ""}, ErrorCode.INVALID_FIELD, "content"),
+        ({"from": "b", "content": "c", "data": float("inf")}, ErrorCode.INVALID_FIELD, "data"),
+        ({"from": "b", "content": "c", "ref": True}, ErrorCode.INVALID_FIELD, "ref"),
+    ],
+)
+def test_an_invalid_publication_is_refused(body: object, code: ErrorCode, why: str) -> None:
+    with pytest.raises(Refusal) as caught:
+        parse_publication(body)
+    assert caught.value.code is code
+    assert why in caught.value.message

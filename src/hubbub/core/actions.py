@@ -2,6 +2,7 @@
 `ack` that follows an action is sent after that action's effects."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from hubbub.protocol.envelope import RoomEvent
 from hubbub.protocol.errors import Ref
@@ -40,6 +41,7 @@ class Publish:
     username: str
     content: str
     ref: Ref | None
+    data: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,9 +71,9 @@ class Session:
                     self.username = username or self._guest_name()
                 self.rooms[room] = None
                 return [Enter(room, self.username, since, ref)]
-            case Post(content, room, ref):
+            case Post(content, room, ref, data):
                 target = self._joined_room(room)
-                return [Publish(target, self._name(), content, ref)]
+                return [Publish(target, self._name(), content, ref, data)]
             case Typing(room, ref):
                 target = self._joined_room(room)
                 return [Notify(target, TypingNotice(self._name(), target)), *_ack(ref)]

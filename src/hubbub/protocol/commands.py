@@ -5,6 +5,7 @@ seed's page keeps one room per connection and leaves it out).
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from hubbub.protocol.errors import Ref
 
@@ -26,6 +27,8 @@ class Post:
     content: str
     room: str | None
     ref: Ref | None = None
+    data: Any = None
+    """A valid JSON value (see `validation.valid_data`), or None when there is none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,17 @@ class History:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
+    ref: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A message a backend publishes over HTTP (`POST /rooms/{name}/messages`): the
+    `message` event of a user named `sender`, who need not be connected."""
+
+    sender: str
+    content: str
+    data: Any = None
     ref: Ref | None = None
 
 

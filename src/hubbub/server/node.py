@@ -14,6 +14,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any
 
 from hubbub.broker.base import Broker
@@ -24,6 +25,7 @@ from hubbub.core.hub import Hub
 from hubbub.core.sequencer import Fill, Sequencer
 from hubbub.presence.base import Liveness, Presence, PresenceUnavailable, Report
 from hubbub.presence.memory import MemoryPresence
+from hubbub.protocol.commands import Publication
 from hubbub.protocol.envelope import Envelope, RoomEvent
 from hubbub.protocol.errors import ErrorCode, Ref
 from hubbub.protocol.events import (
@@ -43,7 +45,7 @@ from hubbub.server.frames import Deflater
 from hubbub.server.registry import Registry
 from hubbub.server.rooms import Rooms
 from hubbub.server.stats import Metrics, RateMeter
-from hubbub.store.base import Appended, MessageStore, Retention, StoreUnavailable
+from hubbub.store.base import Appended, MessageStore, Retention, Retry, StoreUnavailable
 
 log = logging.getLogger("hubbub.node")
 
@@ -260,6 +262,43 @@ class Node:
         if then is not None:
             self._after_delivery[message.room, message.id] = then
         self._sequenced(message)
+
+    async def post(self, room: str, publication: Publication) -> Appended:
+        """Store and publish a message that no connection sent (the HTTP publish API),
+        the way a client's message goes: stored (once per `ref`), then delivered here and
+        handed to the broker for the other nodes. Returns once it was delivered to this
+        node's members; a retry returns the first message, marked `duplicate`, and
+        publishes nothing. Raises `StoreUnavailable`.
+
+        The publishing happens when the store reports, not when this coroutine resumes,
+        so a caller that gives up waiting cannot leave a stored message unpublished."""
+        done: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+
+        def settle(outcome: Appended | BaseException) -> None:
+            if done.done():
+                return
+            if isinstance(outcome, BaseException):
+                done.set_exception(outcome)
+            else:
+                done.set_result(outcome)
+
+        def stored(outcome: Appended | Exception) -> None:
+            if isinstance(outcome, Appended) and not outcome.duplicate:
+                self._message_stored(outcome, partial(settle, outcome))
+            else:
+                settle(outcome)
+
+        sender, ref = publication.sender, publication.ref
+        self.store.submit(
+            room,
+            sender,
+            publication.content,
+            self._wall_ms(),
+            None if ref is None else Retry(sender, ref),
+            stored,
+            publication.data,
+        )
+        return await done
 
     def deliver(self, envelope: Envelope) -> None:
         """An event another node published (the broker's `Subscriber`). An `online_users`

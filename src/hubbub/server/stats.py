@@ -71,6 +71,12 @@ class Metrics:
         self.errors = Counter(
             "hubbub_errors_sent", "error events sent to clients", ["code"], registry=self.registry
         )
+        self.http_publishes = Counter(
+            "hubbub_http_publishes",
+            "POST /rooms/{name}/messages answered, by HTTP status",
+            ["status"],
+            registry=self.registry,
+        )
         self.slow_consumers = Counter(
             "hubbub_slow_consumers",
             "Connections closed because their outbound buffer overflowed",
