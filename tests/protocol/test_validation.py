@@ -128,6 +128,13 @@ def test_content_of_4000_characters_is_accepted() -> None:
     assert parse_command({"type": "message", "content": "x" * 4000}) == Post("x" * 4000, None)
 
 
+def test_a_ref_that_is_a_whole_float_is_the_integer_it_equals() -> None:
+    assert refused({"type": "nope", "ref": 7.0}).ref == 7
+    assert type(refused({"type": "nope", "ref": -8373.0}).ref) is int
+    # Beyond 2^53 a float stands for many integers: refused rather than merged.
+    assert refused({"type": "ping", "ref": float(2**64)}).code is ErrorCode.INVALID_FIELD
+
+
 def test_a_refusal_carries_the_events_ref() -> None:
     event: dict[str, Any] = {"type": "message", "content": "", "ref": "abc"}
     assert refused(event).ref == "abc"

@@ -38,6 +38,8 @@ MAX_DATA_BYTES = 16 * 1024
 """A message's `data`, encoded as compact JSON (UTF-8)."""
 MAX_DATA_DEPTH = 32
 """Objects and arrays nested in a message's `data`: `{"a": [1]}` has depth 2."""
+EXACT_FLOAT = 2**53
+"""Floats hold every integer up to this exactly."""
 MAX_ID = 2**63 - 1
 """Ids are signed 64-bit integers in every store."""
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -51,8 +53,13 @@ def _invalid(message: str) -> Refusal:
 
 
 def parse_ref(value: object) -> Ref | None:
+    """A ref as given; a float with no fraction (`7.0`) is the integer it equals, as JSON
+    Schema's `integer` and JavaScript's numbers have it, while it is exact (up to 2^53:
+    JSON parsers read larger integers than 64 bits as floats, which would merge refs)."""
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer() and abs(value) <= EXACT_FLOAT:
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise _invalid("ref must be a string or an integer")
     too_long = (
