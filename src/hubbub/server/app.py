@@ -74,6 +74,7 @@ def build_app(settings: Settings, store: MessageStore | None = None) -> web.Appl
     app.router.add_post("/rooms/{name}/messages", publish.publish_message)
     app.router.add_get("/healthz", http.healthz)
     app.router.add_get("/metrics", http.metrics)
+    app.router.add_get("/openapi.json", headers.cors(http.openapi))
     app.router.add_static("/static/", http.STATIC_DIR)
     app.on_response_prepare.append(headers.no_sniffing)
     app.on_startup.append(_start_node)

@@ -18,6 +18,7 @@ from hubbub.protocol.validation import (
 from hubbub.server.headers import page_headers
 from hubbub.server.history import read_page
 from hubbub.server.keys import NODE
+from hubbub.server.openapi import document
 
 STATIC_DIR = Path(str(files("hubbub") / "static"))
 
@@ -152,3 +153,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[NODE].metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())
