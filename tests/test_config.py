@@ -79,3 +79,9 @@ def test_a_cluster_needs_a_store_its_nodes_share(store: str) -> None:
         Settings(redis_url="redis://127.0.0.1:6379/0", store=store)
     assert refused.value.setting == "redis_url"
     Settings(redis_url="redis://127.0.0.1:6379/0", store="postgresql://postgres@127.0.0.1/x")
+
+
+def test_a_room_takes_at_least_one_watcher() -> None:
+    with pytest.raises(ConfigError, match="must be at least 1") as refused:
+        Settings(max_room_watchers=0)
+    assert refused.value.setting == "max_room_watchers"
