@@ -89,3 +89,9 @@ def test_api_keys_are_validated_and_kept_out_of_the_repr() -> None:
     with pytest.raises(ConfigError) as refused:
         Settings(api_key=("first-key-0123456789", "short"))
     assert refused.value.setting == "api_key"
+
+
+def test_a_room_takes_at_least_one_watcher() -> None:
+    with pytest.raises(ConfigError, match="must be at least 1") as refused:
+        Settings(max_room_watchers=0)
+    assert refused.value.setting == "max_room_watchers"

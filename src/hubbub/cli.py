@@ -104,6 +104,11 @@ _SERVE_OPTIONS = [
         "(0: none). Less CPU per delivery in busy rooms, a little latency there.",
     ),
     _option("max_room_members", int, "Connections one room may hold (beyond: room_full)."),
+    _option(
+        "max_room_watchers",
+        int,
+        "Watchers one room may have on this node; they take no member slot (beyond: room_full).",
+    ),
     _option("max_rooms_per_connection", int, "Rooms one connection may be in (beyond: room_full)."),
     _option("handshake_timeout", float, "Seconds a client has to complete its first request."),
     _option(

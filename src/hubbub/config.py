@@ -43,6 +43,9 @@ class Settings:
     end of the event-loop turn). Trades latency for CPU; see docs/benchmarks.md."""
     max_room_members: int = 10_000
     """Connections one room may hold (beyond: `room_full`)."""
+    max_room_watchers: int = 10_000
+    """Watchers (`join` with `watch`) one room may have on this node. They take no member
+    slot: they are not in presence, and cost each node only its own watchers' frames."""
     max_rooms_per_connection: int = 100
     handshake_timeout: float = 10.0
     """Seconds a new TCP connection has to send its first complete request (slowloris)."""
@@ -110,6 +113,7 @@ class Settings:
             "max_outbound_buffer",
             "history_max_per_room",
             "max_room_members",
+            "max_room_watchers",
             "max_rooms_per_connection",
         ):
             _require(name, getattr(self, name) >= 1, "must be at least 1")

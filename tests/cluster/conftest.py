@@ -1,11 +1,14 @@
-"""What the cluster tests share: a `redis-server` of each test's own, and `hubbub serve`
-nodes on it and on a PostgreSQL schema of the test's own."""
+"""The nodes of a cluster as users run them: `hubbub serve` processes on a private
+`redis-server` and a PostgreSQL schema of each test's own."""
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
+from hubbub.client import ChatClient
 from tests.conftest import ServerProcess, SpawnServer
 from tests.services import PrivateRedis
 
@@ -39,3 +42,13 @@ def start_node(spawn_server: SpawnServer, redis: PrivateRedis, postgres_dsn: str
         )
 
     return start
+
+
+async def get(url: str) -> tuple[int, Any]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.json()
+
+
+async def messages_in(client: ChatClient, count: int, timeout: float = 15.0) -> list[int]:
+    """The ids of the next `count` messages the client receives."""
+    return [int((await client.expect("message", timeout=timeout))["id"]) for _ in range(count)]

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 
 from hubbub.client import ChatClient
-from tests.cluster.conftest import StartNode
-from tests.cluster.test_cluster import health_becomes, messages_in
+from tests.cluster.conftest import StartNode, messages_in
+from tests.cluster.test_cluster import health_becomes
 from tests.conftest import ServerProcess
 from tests.services import PrivateRedis
 

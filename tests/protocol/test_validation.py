@@ -225,3 +225,18 @@ def test_an_invalid_publication_is_refused(body: object, code: ErrorCode, why: s
         parse_publication(body)
     assert caught.value.code is code
     assert why in caught.value.message
+
+
+def test_join_watch_is_a_boolean() -> None:
+    assert parse_command({"type": "join", "room": "r", "watch": True}) == Join(
+        "r", None, watch=True
+    )
+    assert parse_command({"type": "join", "room": "r", "watch": False}) == Join("r", None)
+    assert parse_command({"type": "join", "room": "r", "watch": None}) == Join("r", None)
+
+
+@pytest.mark.parametrize("watch", [1, 0, "true", "yes", [], {}])
+def test_join_watch_of_another_type_is_refused(watch: object) -> None:
+    refusal = refused({"type": "join", "room": "r", "watch": watch, "ref": "j"})
+    assert (refusal.code, refusal.ref) == (ErrorCode.INVALID_FIELD, "j")
+    assert "watch" in refusal.message

@@ -18,12 +18,14 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Enter:
-    """Put the connection in a room; announce, send presence, replay, then ack."""
+    """Put the connection in a room; announce, send presence, replay, then ack. A
+    watcher (`watch`) is put there for messages only: no presence, sent or counted."""
 
     room: str
     username: str
     since: int | None
     ref: Ref | None
+    watch: bool = False
 
 
 @dataclass(frozen=True, slots=True)

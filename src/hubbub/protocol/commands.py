@@ -20,6 +20,8 @@ class Join:
     username_error: str | None = None
     """Why the given username is invalid. Only the first join of a connection uses the
     username, so only then is this a refusal."""
+    watch: bool = False
+    """Join as a watcher: the room's messages, but no presence (see `core.session`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,9 +184,19 @@ def _limit(event: Mapping[str, Any]) -> int:
     return value
 
 
+def _watch(event: Mapping[str, Any]) -> bool:
+    value = event.get("watch")
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _invalid("watch must be true or false")
+    return value
+
+
 def _join(event: Mapping[str, Any], ref: Ref | None) -> Command:
     username, problem = _join_username(event)
-    return Join(valid_room(event.get("room")), username, _optional_id(event, "since"), ref, problem)
+    room, since, watch = valid_room(event.get("room")), _optional_id(event, "since"), _watch(event)
+    return Join(room, username, since, ref, problem, watch)
 
 
 def _post(event: Mapping[str, Any], ref: Ref | None) -> Command:

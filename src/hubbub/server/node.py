@@ -13,8 +13,9 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
+from itertools import chain
 from typing import Any
 
 from hubbub.broker.base import Broker
@@ -81,10 +82,13 @@ class Node:
         """Other processes share the broker: ids must be sequenced, liveness kept."""
         self.id = secrets.token_hex(4)
         self.hub: Hub[Connection] = Hub()
+        self.watchers: Hub[Connection] = Hub()
+        """Connections watching a room: its messages reach them, nothing else does."""
         self.flusher = Flusher(settings.flush_delay)
         self._deflaters: dict[int, Deflater] = {}
         self.metrics = Metrics()
         self.metrics.rooms.set_function(self.hub.room_count)
+        self.metrics.watchers.set_function(self.watchers.size)
         self.registry = Registry(self.metrics, settings.heartbeat, clock)
         self.message_rate = RateMeter()
         self.started = clock()
@@ -110,6 +114,8 @@ class Node:
             clock,
             self._presence_lost,
             self.recount,
+            self.watchers,
+            settings.max_room_watchers,
         )
         self.dispatcher = Dispatcher(
             self.rooms,
@@ -243,11 +249,17 @@ class Node:
         self.broker.publish(Envelope(room, event, self.id, exclude))
 
     def deliver_here(self, room: str, event: ServerEvent, exclude: str | None = None) -> None:
+        """Deliver `event` to the room's members here; a message to its watchers too."""
         members = self.hub.members(room)
-        if members:
-            self.metrics.totals.deliveries += deliver_local(members, event, exclude)
-            if self.clustered and isinstance(event, UserJoined | UserLeft | OnlineUsers):
-                self.rooms.told(event)
+        recipients: Iterable[Connection] = members
+        watchers = self.watchers.members(room) if isinstance(event, ChatMessage) else None
+        if watchers:
+            recipients = chain(members, watchers) if members else watchers
+        elif not members:
+            return
+        self.metrics.totals.deliveries += deliver_local(recipients, event, exclude)
+        if self.clustered and isinstance(event, UserJoined | UserLeft | OnlineUsers):
+            self.rooms.told(event)
 
     def _message_stored(self, appended: Appended, then: Callable[[], None] | None) -> None:
         message = appended.message

@@ -88,6 +88,11 @@ class Metrics:
             registry=self.registry,
         )
         self.rooms = Gauge("hubbub_rooms", "Rooms with at least one member", registry=self.registry)
+        self.watchers = Gauge(
+            "hubbub_watchers",
+            "Watchers on this node, per room watched (one connection may watch several)",
+            registry=self.registry,
+        )
         self.gc_pauses = GcPauses()
         self.registry.register(self.gc_pauses)
         # process_*: memory, CPU time, open and maximum file descriptors, start time
