@@ -1,7 +1,7 @@
 """A stock ticker that publishes prices into a Hubbub room over HTTP, once a second.
 
-    hubbub serve --api-key dev-key          # in one terminal
-    python examples/ticker.py --api-key dev-key
+    hubbub serve --api-key dev-key-0123456789          # in one terminal
+    python examples/ticker.py --api-key dev-key-0123456789
     # then open http://127.0.0.1:3000/static/examples/dashboard.html?room=prices
 
 Each message carries the human-readable line in `content` (what the chat page and
