@@ -16,13 +16,13 @@ run: $(STAMP)
 	$(BIN)/hubbub serve $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench examples
+	$(BIN)/ruff check --fix src tests bench examples
 
 test: lint
 	$(BIN)/pytest $(PYTEST_ARGS)
@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench $(ARGS)
 	$(BIN)/python -m bench.store_throughput --postgresql postgresql://postgres@127.0.0.1:5432/postgres
 	$(BIN)/python -m bench.store_cost --postgresql postgresql://postgres@127.0.0.1:5432/postgres
+	$(BIN)/python -m bench.publish_http
 
 # `make soak ARGS=--cluster`: two nodes on a private redis-server and a PostgreSQL
 # database of the soak's own; Redis is restarted and a node SIGKILLed during the run.

@@ -53,6 +53,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         " CPU per delivery at one rate with more samples (a failing step does not stop them)",
     )
     parser.add_argument(
+        "--w-rate",
+        type=int,
+        help="W's send rate into the room of watchers instead of 20 msg/s (quick: 20)",
+    )
+    parser.add_argument(
+        "--w-watchers",
+        type=int,
+        help="watchers in W's loaded room instead of 10,000 (quick: 1,000)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=2, help="load-generator processes (default 2)"
     )
     parser.add_argument(
@@ -116,6 +126,10 @@ def _rates(text: str) -> tuple[int, ...]:
 
 def _sizes(args: argparse.Namespace) -> Sizes:
     sizes = QUICK if args.quick else FULL
+    if args.w_rate:
+        sizes = replace(sizes, w_rate=args.w_rate)
+    if args.w_watchers:
+        sizes = replace(sizes, w_watchers=args.w_watchers)
     if not args.s1_rates:
         return sizes
     return replace(sizes, s1_rates=args.s1_rates, s1_stop_on_failure=False)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = ("s1", "s2", "s3", "j", "z")
+SCENARIOS = ("s1", "s2", "s3", "j", "z", "w")
 MIN_DELIVERY_RATIO = 0.999
 MAX_P99_SECONDS = 0.100
 DEFAULT_POSTGRESQL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -31,6 +31,14 @@ class Sizes:
     """Joins in flight per worker while a scenario sets up its rooms."""
     warmup_seconds: float
     """A discarded load step before measuring: the first seconds after a join storm are slow."""
+    w_join_watchers: int = 1000
+    """W: watchers that join one room at once; the frames sent to them are counted."""
+    w_watchers: int = 10_000
+    """W: watchers in one room under load."""
+    w_rate: int = 20
+    w_seconds: float = 10.0
+    w_linger: float = 1.0
+    """Seconds W keeps counting frames after the last watcher's ack."""
     s1_stop_on_failure: bool = True
     """False when the rates were given (`--s1-rates 50,50,50`): every one is a sample."""
 
@@ -50,6 +58,10 @@ FULL = Sizes(
     z_seconds=5.0,
     join_concurrency=8,
     warmup_seconds=2.0,
+    w_join_watchers=1000,
+    w_watchers=10_000,
+    w_rate=20,
+    w_seconds=10.0,
 )
 
 QUICK = Sizes(
@@ -67,6 +79,10 @@ QUICK = Sizes(
     z_seconds=2.0,
     join_concurrency=8,
     warmup_seconds=2.0,
+    w_join_watchers=200,
+    w_watchers=1000,
+    w_rate=20,
+    w_seconds=3.0,
 )
 
 

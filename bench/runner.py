@@ -33,7 +33,14 @@ def _runs_for(plan: Plan) -> list[tuple[str, ScenarioRun]]:
         runs.append(("j", scenarios.run_j))
     if "z" in wanted:
         runs.append(("z", scenarios.run_z))
+    if "w" in wanted:
+        runs.append(("w", scenarios.run_w))
     return runs
+
+
+def runs_scenario(server: str, scenario: str) -> bool:
+    """W needs watchers (protocol 1.1), which only Hubbub has."""
+    return scenario != "w" or server.startswith("hubbub")
 
 
 def raise_open_file_limit() -> int:
@@ -70,6 +77,15 @@ def _headline(scenario: str, result: dict[str, Any]) -> str:
         return f"{result['seconds']} s, settled {result['settled']}/{result['members']}"
     if scenario == "z":
         return f"CPU compressed/uncompressed {result['cpu_ratio_compressed']}"
+    if scenario == "w":
+        join, step = result["join"], result["load"]["step"]
+        return (
+            f"{join['acked']}/{join['watchers']} watchers acked, "
+            f"{join['frames_per_watcher']} frames each, {join['presence_frames']} presence; "
+            f"{result['load']['watchers_connected']} watchers at {step['offered_rate']} msg/s: "
+            f"ratio {step['delivery_ratio']:.4f} p99 {step['p99_ms']:.1f} ms "
+            f"{step['server_cpu_us_per_delivery'] or 0:.2f} us CPU/delivery"
+        )
     return ""
 
 
@@ -91,6 +107,8 @@ def run_plan(plan: Plan, split: CoreSplit, command: str, machine: dict[str, Any]
     for repeat in range(plan.repeats):
         for scenario, run in _runs_for(plan):
             for server in ready:
+                if not runs_scenario(server, scenario):
+                    continue
                 log(f"repeat {repeat + 1}/{plan.repeats}: {scenario} on {server}")
                 started = time.monotonic()
                 record: dict[str, Any] = {"scenario": scenario, "server": server, "repeat": repeat}

@@ -6,6 +6,8 @@ S2  many connections in many rooms at a fixed rate: latency percentiles.
 S3  the same crowd idle: server memory per connection (shares S2's setup).
 J   a room filling up at once: time until every member has the final online_users.
 Z   S1 at a fixed rate with and without permessage-deflate: CPU per delivery.
+W   watchers (protocol 1.1, Hubbub only): frames sent to watchers joining at once, and
+    a room of 10,000 watchers at a fixed rate: delivery ratio, latency, CPU per delivery.
 """
 
 import os
@@ -68,22 +70,30 @@ class Rig:
     # -- setting up rooms -----------------------------------------------------------------
 
     def connect(
-        self, count: int, rooms: int, prefix: str, compress: bool = False, prefer: str = ""
+        self,
+        count: int,
+        rooms: int,
+        prefix: str,
+        compress: bool = False,
+        prefer: str = "",
+        watch: bool = False,
     ) -> Result:
         """Open `count` connections spread round-robin over workers and `rooms` rooms, and
         over the server's nodes (a cluster's), so that every worker has members on each
-        node; `load` sends only from the members on the first node."""
+        node; `load` sends only from the members on the first node. With `watch` they
+        are watchers (they join with `watch` and never send)."""
         prefer = prefer or self.client
         urls = self.server.urls
         size_of_room = Counter(f"{prefix}-{index % rooms}" for index in range(count))
-        per_worker: list[list[tuple[str, str, int, int, bool]]] = [
+        per_worker: list[list[tuple[str, str, int, int, bool, bool]]] = [
             [] for _ in range(self.swarm.size)
         ]
+        name = "v" if watch else "u"
         for index in range(count):
             room = f"{prefix}-{index % rooms}"
             node = (index // self.swarm.size) % len(urls)
-            member = (f"u{index}", room, size_of_room[room], node, node == 0)
-            per_worker[index % self.swarm.size].append(member)
+            member = (f"{name}{index}", room, size_of_room[room], node, node == 0 and not watch)
+            per_worker[index % self.swarm.size].append((*member, watch))
         answers = self.swarm.call(
             "connect",
             [
@@ -345,4 +355,68 @@ def run_z(server_name: str, plan: Plan, split: CoreSplit) -> Result:
     plain = result["uncompressed"]["step"]["server_cpu_us_per_delivery"]
     packed = result["compressed"]["step"]["server_cpu_us_per_delivery"]
     result["cpu_ratio_compressed"] = packed / plain if plain and packed else None
+    return result
+
+
+def run_w(server_name: str, plan: Plan, split: CoreSplit) -> Result:
+    """Watchers: what their arrival costs in frames, and a room of them under load.
+
+    Each part has one member per worker, which sends (a room's watchers cannot). The
+    join part counts every frame the watchers and the members receive from the moment
+    the watchers' joins go out until `w_linger` s after the last ack (presence frames
+    are coalesced over 250 ms, so any would come within it)."""
+    sizes = plan.sizes
+    result: Result = {}
+    with Rig(server_name, plan, split, compression=False) as rig:
+        arrival: Result = rig.connect(rig.swarm.size, 1, "wj")
+        arrival.update(rig.join_and_settle(sizes.join_concurrency, rig.swarm.size)[0])
+        watchers = rig.connect(sizes.w_join_watchers, 1, "wj", watch=True)
+        arrival["watchers_connected"] = watchers["connections_made"]
+        before = rig.server.usage()
+        start_ns = time.monotonic_ns() + 200_000_000
+        answers = rig.swarm.call(
+            "watch_burst",
+            {"start_ns": start_ns, "timeout": sizes.j_timeout, "linger": sizes.w_linger},
+            sizes.j_timeout + sizes.w_linger + 10,
+        )
+        after = rig.server.usage()
+        frames: Counter[str] = Counter()
+        for answer in answers:
+            frames.update(answer["frames_by_kind"])
+        acked = sum(answer["acked"] for answer in answers)
+        first = min(answer["first_send_ns"] for answer in answers)
+        last = max(answer["last_ack_ns"] for answer in answers)
+        to_watchers = sum(n for kind, n in frames.items() if kind.startswith("watcher "))
+        to_members = sum(n for kind, n in frames.items() if kind.startswith("member "))
+        arrival.update(
+            {
+                "watchers": sizes.w_join_watchers,
+                "acked": acked,
+                "seconds": (last - first) / 1e9 if acked and last else None,
+                "frames_by_kind": dict(frames),
+                "frames_to_watchers": to_watchers,
+                "frames_per_watcher": to_watchers / acked if acked else None,
+                "frames_to_members": to_members,
+                "presence_frames": sum(
+                    n
+                    for kind, n in frames.items()
+                    if kind.split()[-1] in ("online_users", "user_joined", "user_left")
+                ),
+                "server_cpu_seconds": after.cpu_seconds - before.cpu_seconds,
+            }
+        )
+        result["join"] = arrival
+    with Rig(server_name, plan, split, compression=False) as rig:
+        load: Result = rig.connect(rig.swarm.size, 1, "wl")
+        watchers = rig.connect(sizes.w_watchers, 1, "wl", watch=True)
+        load["watchers_connected"] = watchers["connections_made"]
+        load["connect_seconds"] = max(load["connect_seconds"], watchers["connect_seconds"])
+        presence, joined = rig.join_and_settle(
+            sizes.join_concurrency, sizes.w_watchers + rig.swarm.size
+        )
+        load.update(presence)
+        rig.warm_up(sizes.w_rate, sizes.warmup_seconds, joined)
+        load["step"] = rig.step(0, sizes.w_rate, sizes.w_seconds, joined)
+        load.update(rig.totals())
+        result["load"] = load
     return result

@@ -63,6 +63,20 @@ METRICS: tuple[Metric, ...] = (
            _get("compressed", "step", "server_cpu_us_per_delivery")),
     Metric("z_cpu_ratio", "z", "Z CPU compressed / uncompressed", "lower",
            _get("cpu_ratio_compressed")),
+    Metric("w_join_frames", "w", "W frames per watcher while watchers join at once", "lower",
+           _get("join", "frames_per_watcher")),
+    Metric("w_join_presence", "w", "W presence frames to anyone while watchers join", "lower",
+           _get("join", "presence_frames")),
+    Metric("w_join_seconds", "w", "W seconds until every joining watcher has its ack", "lower",
+           _get("join", "seconds")),
+    Metric("w_ratio", "w", "W delivery ratio, one room of watchers", "higher",
+           _get("load", "step", "delivery_ratio")),
+    Metric("w_p50", "w", "W latency p50 (ms)", "lower", _get("load", "step", "p50_ms")),
+    Metric("w_p99", "w", "W latency p99 (ms)", "lower", _get("load", "step", "p99_ms")),
+    Metric("w_cpu_us", "w", "W server CPU us per delivery", "lower",
+           _get("load", "step", "server_cpu_us_per_delivery")),
+    Metric("w_peak_rss_mib", "w", "W server peak RSS (MiB)", "lower",
+           lambda r: _mib(_get("load", "server_peak_rss_bytes")(r))),
 )  # fmt: skip
 
 
@@ -94,7 +108,7 @@ def _steps(result: dict[str, Any]) -> list[dict[str, Any]]:
     if "frames_received" in result:  # scenario J: the join burst is its one measured step
         steps.append(result)
     steps += [result[key] for key in ("s2", "step") if isinstance(result.get(key), dict)]
-    for arm in ("uncompressed", "compressed"):
+    for arm in ("uncompressed", "compressed", "load"):
         if isinstance(result.get(arm), dict):
             steps += _steps(result[arm])
     return steps

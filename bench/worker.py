@@ -1,7 +1,8 @@
 """One load-generator process: many client connections on one uvloop event loop.
 
 The coordinator drives it through a multiprocessing pipe with commands (`connect`,
-`join`, `settle`, `join_burst`, `load`, `drain`, `close`, `stop`), one at a time;
+`join`, `settle`, `join_burst`, `watch_burst`, `load`, `drain`, `close`, `stop`), one
+at a time;
 each answers with a plain dict. Receiving is the hot path: a frame costs a substring
 test, and only `message` frames are decoded (orjson) to read the send time that the
 sender put into `content` as "<monotonic_ns>:<step>" (every server echoes content
@@ -25,6 +26,7 @@ import orjson
 from bench import client
 
 COUNT_PATTERN = re.compile(rb'"count"\s*:\s*(\d+)')
+TYPE_PATTERN = re.compile(rb'"type"\s*:\s*"([a-z_]+)"')
 CONNECT_CONCURRENCY = 32
 JOIN_REPLY_TIMEOUT = 60.0
 SETTLE_QUIET_SECONDS = 5.0
@@ -46,10 +48,17 @@ class Member:
         "sender",
         "settled_ns",
         "username",
+        "watch",
     )
 
     def __init__(
-        self, username: str, room: str, room_size: int, node: int = 0, sender: bool = True
+        self,
+        username: str,
+        room: str,
+        room_size: int,
+        node: int = 0,
+        sender: bool = True,
+        watch: bool = False,
     ) -> None:
         self.username = username
         self.room = room
@@ -58,6 +67,9 @@ class Member:
         """Which of the server's nodes (URLs) it is connected to."""
         self.sender = sender
         """Whether `load` sends from it."""
+        self.watch = watch
+        """Joins as a watcher (protocol 1.1): settled by its join's ack, as it gets no
+        online_users."""
         self.connection: client.Connection | None = None
         self.open = False
         self.online_count = 0
@@ -65,6 +77,11 @@ class Member:
         self.join_reply: asyncio.Future[None] | None = None
 
     def join_frame(self) -> bytes:
+        if self.watch:
+            return orjson.dumps(
+                {"type": "join", "room": self.room, "username": self.username, "watch": True,
+                 "ref": "w"}
+            )  # fmt: skip
         return orjson.dumps({"type": "join", "room": self.room, "username": self.username})
 
 
@@ -88,15 +105,33 @@ class Worker:
         # Presence: how many members have seen the final online_users count.
         self.settled = 0
         self.all_settled = asyncio.Event()
+        self.tally: Counter[str] | None = None
+        """While counting (`watch_burst`): frames received, by "watcher "/"member " and type."""
 
     # -- receiving (hot path) -------------------------------------------------------------
 
     def on_text(self, member: Member, payload: bytes) -> None:
         self.frames += 1
+        if self.tally is not None:
+            self._count(member, payload)
         if b'"online_users"' in payload:
             self._on_online_users(member, payload)
         elif b'"content"' in payload:
             self._on_message(member, payload)
+        elif member.watch and b'"ack"' in payload:
+            self._on_watch_ack(member)
+
+    def _count(self, member: Member, payload: bytes) -> None:
+        assert self.tally is not None
+        kind = TYPE_PATTERN.search(payload)
+        role = "watcher " if member.watch else "member "
+        self.tally[role + (kind.group(1).decode() if kind else "?")] += 1
+
+    def _on_watch_ack(self, member: Member) -> None:
+        reply = member.join_reply
+        if reply is not None and not reply.done():
+            reply.set_result(None)
+        self._settle_member(member)
 
     def _on_online_users(self, member: Member, payload: bytes) -> None:
         match = COUNT_PATTERN.search(payload)
@@ -107,7 +142,11 @@ class Worker:
         reply = member.join_reply
         if reply is not None and not reply.done():
             reply.set_result(None)
-        if count >= member.room_size and not member.settled_ns:
+        if count >= member.room_size:
+            self._settle_member(member)
+
+    def _settle_member(self, member: Member) -> None:
+        if not member.settled_ns:
             member.settled_ns = time.monotonic_ns()
             self.settled += 1
             if self.settled >= self.open_count:
@@ -255,6 +294,34 @@ class Worker:
         summary["wall_seconds"] = (time.monotonic_ns() - first_send_ns) / 1e9
         return summary
 
+    async def watch_burst(self, start_ns: int, timeout: float, linger: float) -> dict[str, Any]:
+        """Scenario W: at `start_ns` send every watcher's join at once; once each has its
+        ack, keep counting for `linger` s, so that presence frames sent late are seen too.
+        Returns the frames received meanwhile, by role and type."""
+        delay = (start_ns - time.monotonic_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.tally = Counter()
+        first_send_ns = time.monotonic_ns()
+        watchers = [m for m in self.members if m.watch and m.open and m.connection is not None]
+        for member in watchers:
+            assert member.connection is not None
+            member.connection.send(member.join_frame())
+        summary = await self.settle(timeout)
+        acked_ns = max((m.settled_ns for m in watchers), default=0)
+        await asyncio.sleep(linger)
+        summary.update(
+            {
+                "watchers": len(watchers),
+                "acked": sum(1 for m in watchers if m.settled_ns),
+                "first_send_ns": first_send_ns,
+                "last_ack_ns": acked_ns,
+                "frames_by_kind": dict(self.tally),
+            }
+        )
+        self.tally = None
+        return summary
+
     def _presence_summary(self) -> dict[str, Any]:
         settled_times = [member.settled_ns for member in self.members if member.settled_ns]
         return {
@@ -339,6 +406,7 @@ async def serve(pipe: Pipe, index: int) -> None:
         "join": worker.join,
         "settle": worker.settle,
         "join_burst": worker.join_burst,
+        "watch_burst": worker.watch_burst,
         "load": worker.load,
         "drain": worker.drain,
         "close": worker.close,

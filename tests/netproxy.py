@@ -12,6 +12,7 @@ class CuttableProxy:
         self._links: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self._blocked = False
+        self._answers_to_drop = 0
         self.port = 0
 
     async def __aenter__(self) -> Self:
@@ -48,6 +49,12 @@ class CuttableProxy:
     def unblock(self) -> None:
         self._blocked = False
 
+    def drop_answers(self, count: int) -> None:
+        """Cut the next `count` links on which the server answers, as its first bytes
+        arrive and before any reach the client: the request was handled, the client
+        never hears how."""
+        self._answers_to_drop = count
+
     async def _link(
         self, client_reader: asyncio.StreamReader, client: asyncio.StreamWriter
     ) -> None:
@@ -60,11 +67,24 @@ class CuttableProxy:
             client.transport.abort()
             return
         self._links |= {client, server}
-        await asyncio.gather(self._pump(client_reader, server), self._pump(server_reader, client))
+        await asyncio.gather(
+            self._pump(client_reader, server),
+            self._pump(server_reader, client, answers=server),
+        )
 
-    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        answers: asyncio.StreamWriter | None = None,
+    ) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await source.read(65536):
+                if answers is not None and self._answers_to_drop > 0:
+                    self._answers_to_drop -= 1
+                    answers.transport.abort()
+                    self._links.discard(answers)
+                    break
                 sink.write(data)
                 await sink.drain()
         sink.transport.abort()

@@ -1,6 +1,7 @@
 """`hubbub serve` as a user runs it: flags, environment, refusal of bad settings, SIGTERM."""
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -54,6 +55,8 @@ def test_help_shows_every_setting_with_its_environment_variable() -> None:
         (["--redis-prefix", " "], {}, "--redis-prefix"),
         ([], {"HUBBUB_MAX_CONNECTIONS": "0"}, "HUBBUB_MAX_CONNECTIONS"),
         ([], {"HUBBUB_PORT": "many"}, "HUBBUB_PORT"),
+        (["--api-key", "too-short"], {}, "--api-key"),
+        ([], {"HUBBUB_API_KEY": "a-good-key-0123456789,bad key"}, "HUBBUB_API_KEY"),
     ],
 )
 def test_bad_configuration_is_refused_naming_the_setting(
@@ -281,3 +284,41 @@ async def test_frames_are_logged_at_debug_only(
     log = await server.log()
     assert ("hubbub.frames: < TEXT" in log) is shown
     assert "hubbub.connection: close" in log
+
+
+PUBLISH_KEY = "cli-publish-key-0123456789"
+
+
+async def test_publish_command_publishes_and_prints_the_id(spawn_server: SpawnServer) -> None:
+    served = await spawn_server("--store", "memory", "--api-key", PUBLISH_KEY)
+    env = {"HUBBUB_API_KEY": f"{PUBLISH_KEY},another-key-0123456789", "HUBBUB_URL": served.url}
+    async with await ChatClient.connect(served.ws_url) as ann:
+        await ann.join("builds", "ann")
+        args = ("publish", "builds", "Build 311 failed", "--from", "ci", "--ref", "b311")
+        data = ("--data", '{"build": 311, "ok": false}')
+        result = await asyncio.to_thread(run_cli, *args, *data, env=env)
+        assert result.returncode == 0, result.stderr
+        answer = json.loads(result.stdout)
+        event = await ann.expect("message")
+        assert answer == {"id": event["id"], "room": "builds", "timestamp": event["timestamp"]}
+        assert (event["from"], event["data"]) == ("ci", {"build": 311, "ok": False})
+        again = await asyncio.to_thread(run_cli, *args, env=env)
+        assert json.loads(again.stdout) == {**answer, "duplicate": True}
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "said"),
+    [
+        (["--data", "{not json"], 2, "--data"),
+        (["--api-key", "wrong-key-0123456789"], 1, "403"),
+    ],
+)
+async def test_publish_command_says_why_it_did_not_publish(
+    spawn_server: SpawnServer, args: list[str], status: int, said: str
+) -> None:
+    served = await spawn_server("--store", "memory", "--api-key", PUBLISH_KEY)
+    env = {"HUBBUB_API_KEY": PUBLISH_KEY, "HUBBUB_URL": served.url}
+    result = await asyncio.to_thread(run_cli, "publish", "r", "hi", "--from", "ci", *args, env=env)
+    assert result.returncode == status
+    assert said in result.stderr
+    assert PUBLISH_KEY not in result.stderr

@@ -79,3 +79,19 @@ def test_a_cluster_needs_a_store_its_nodes_share(store: str) -> None:
         Settings(redis_url="redis://127.0.0.1:6379/0", store=store)
     assert refused.value.setting == "redis_url"
     Settings(redis_url="redis://127.0.0.1:6379/0", store="postgresql://postgres@127.0.0.1/x")
+
+
+def test_api_keys_are_validated_and_kept_out_of_the_repr() -> None:
+    keys = ("first-key-0123456789", "second-key-0123456789")
+    settings = Settings(api_key=keys)
+    assert settings.api_key == keys
+    assert not any(key[:10] in repr(settings) for key in keys)
+    with pytest.raises(ConfigError) as refused:
+        Settings(api_key=("first-key-0123456789", "short"))
+    assert refused.value.setting == "api_key"
+
+
+def test_a_room_takes_at_least_one_watcher() -> None:
+    with pytest.raises(ConfigError, match="must be at least 1") as refused:
+        Settings(max_room_watchers=0)
+    assert refused.value.setting == "max_room_watchers"

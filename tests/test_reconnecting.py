@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hubbub.client import ChatClient
+from hubbub.client import ChatClient, ServerError
 from hubbub.core.auth import issue_token
 from hubbub.reconnecting import (
     PACE_MEMORY_SECONDS,
@@ -239,3 +239,53 @@ async def test_a_reset_room_forgets_its_ids_and_delivers_what_follows(
         assert after == 1
         assert await collect_messages(kim, "r", after) == [after]
         assert await kim.say("r", "and mine") == 2
+
+
+async def test_a_watcher_rejoins_as_a_watcher_and_misses_nothing(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = await start_server(store="sqlite", data_dir=str(tmp_path), rate=1000, rate_burst=1000)
+    async with (
+        CuttableProxy(server.port) as proxy,
+        await ChatClient.connect(server.ws_url) as poster,
+        ReconnectingClient(proxy.ws_url, "viewer", backoff=FAST) as viewer,
+    ):
+        await poster.join("r", "poster")
+        await viewer.join("r", watch=True)
+        with pytest.raises(ValueError, match="only watched"):
+            await viewer.say("r", "hello?")
+        posted = []
+        for n in range(30):
+            posted.append(await poster.say(f"message {n}"))
+            if n in (10, 20):
+                proxy.cut()
+        assert await collect_messages(viewer, "r", posted[-1]) == posted
+        assert viewer.connections >= 2
+        # It rejoined as a watcher each time: it was never present.
+        assert [e for e in poster.received if e["type"] == "user_joined"] == [
+            {"type": "user_joined", "username": "poster", "room": "r"}
+        ]
+        await viewer.join("r")
+        mine = await viewer.say("r", "now I talk")
+        assert (await poster.expect("message", id=mine))["from"] == "viewer"
+        await poster.expect("user_joined", username="viewer")
+
+
+async def test_a_refused_switch_to_member_keeps_the_client_watching(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(max_room_members=1)
+    async with (
+        await ChatClient.connect(server.ws_url) as ann,
+        ReconnectingClient(server.ws_url, "viewer", backoff=FAST) as viewer,
+    ):
+        await ann.join("r", "ann")
+        await viewer.join("r", watch=True)
+        with pytest.raises(ServerError) as refused:
+            await viewer.join("r")
+        assert refused.value.code == "room_full"
+        with pytest.raises(ValueError, match="only watched"):
+            await viewer.say("r", "hello?")
+        assert (await viewer.join("r", watch=True))["type"] == "ack"
+        posted = await ann.say("still watching", room="r")
+        assert await collect_messages(viewer, "r", posted) == [posted]

@@ -1,9 +1,11 @@
 """`hubbub serve`: every setting a flag and an `HUBBUB_*` environment variable."""
 
+import asyncio
 import time
 from typing import Any, ClassVar
 
 import click
+import orjson
 
 from hubbub import logs
 from hubbub.config import ConfigError, Settings
@@ -15,6 +17,7 @@ from hubbub.core.auth import (
     issue_token,
     strong_secret,
 )
+from hubbub.publisher import Published, Publisher, PublishError
 from hubbub.server.runner import StartupError, run
 from hubbub.server.runner import serve as run_server
 from hubbub.server.workers import supervise
@@ -35,8 +38,11 @@ def _option(name: str, kind: type | click.ParamType[Any], help_text: str) -> cli
     )
 
 
-class _Origins(click.ParamType[tuple[str, ...]]):
-    name = "ORIGINS"
+class _CommaList(click.ParamType[tuple[str, ...]]):
+    """A comma-separated list (origins, API keys)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
@@ -81,7 +87,7 @@ _SERVE_OPTIONS = [
     _option("abuse_limit", int, "Refused events within 10 s before closing with 1008."),
     _option(
         "allowed_origins",
-        _Origins(),
+        _CommaList("ORIGINS"),
         "Comma-separated browser origins allowed to connect: exact origins, *.example.com "
         "patterns or *. Empty: the server's own host and localhost.",
     ),
@@ -98,6 +104,11 @@ _SERVE_OPTIONS = [
         "server is loaded (0: never). Less CPU per delivery under load, no latency without.",
     ),
     _option("max_room_members", int, "Connections one room may hold (beyond: room_full)."),
+    _option(
+        "max_room_watchers",
+        int,
+        "Watchers one room may have on this node; they take no member slot (beyond: room_full).",
+    ),
     _option("max_rooms_per_connection", int, "Rooms one connection may be in (beyond: room_full)."),
     _option("handshake_timeout", float, "Seconds a client has to complete its first request."),
     _option(
@@ -105,6 +116,13 @@ _SERVE_OPTIONS = [
         str,
         "HS256 secret (32+ bytes). When set, /ws needs ?token=JWT; sub is the username and "
         "a rooms claim limits the rooms. Empty: the server is open.",
+    ),
+    _option(
+        "api_key",
+        _CommaList("KEYS"),
+        "Keys a backend may publish with (POST /rooms/NAME/messages, "
+        "Authorization: Bearer KEY); comma-separated to rotate them. Empty: no such route. "
+        "Prefer the environment variable: arguments show in the process list.",
     ),
     _option("certfile", str, "TLS certificate chain (PEM), to serve https/wss directly."),
     _option("keyfile", str, "TLS private key (PEM)."),
@@ -226,6 +244,59 @@ def token(subject: str, rooms: str | None, ttl: int, secret: str) -> None:
         except InvalidToken as error:
             raise click.BadParameter(_reason(error), param_hint="--rooms") from None
     click.echo(issue_token(secret, subject, room_list, int(time.time()) + ttl))
+
+
+@main.command()
+@click.argument("room")
+@click.argument("content")
+@click.option("--from", "sender", required=True, help="The sender's name members see.")
+@click.option("--data", default=None, help="A JSON value to send as the message's data.")
+@click.option("--ref", default=None, help="Retry key (default: a random one per command).")
+@click.option(
+    "--url",
+    default="http://127.0.0.1:3000",
+    show_default=True,
+    envvar="HUBBUB_URL",
+    show_envvar=True,
+    help="The server's base URL.",
+)
+@click.option(
+    "--api-key",
+    "api_key",
+    envvar="HUBBUB_API_KEY",
+    show_envvar=True,
+    required=True,
+    help="One of the server's --api-key keys (of a comma-separated list, the first).",
+)
+def publish(
+    room: str, content: str, sender: str, data: str | None, ref: str | None, url: str, api_key: str
+) -> None:
+    """Publish CONTENT into ROOM, as a backend does, and print the stored message's id.
+
+    Retries with the same ref while the server is unreachable or unavailable, so the
+    message is stored once."""
+    value = None
+    if data is not None:
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            raise click.BadParameter(f"is not JSON: {error.msg}", param_hint="--data") from None
+    key = api_key.split(",", 1)[0].strip()
+    try:
+        sent = asyncio.run(_publish(url, key, room, content, sender, value, ref))
+    except PublishError as error:
+        raise click.ClickException(f"not published: {error}") from None
+    answer = {"id": sent.id, "room": sent.room, "timestamp": sent.timestamp}
+    if sent.duplicate:
+        answer["duplicate"] = True
+    click.echo(orjson.dumps(answer).decode())
+
+
+async def _publish(
+    url: str, key: str, room: str, content: str, sender: str, data: object, ref: str | None
+) -> Published:
+    async with Publisher(url, key) as publisher:
+        return await publisher.publish(room, content, sender=sender, data=data, ref=ref)
 
 
 def _reason(error: InvalidToken) -> str:

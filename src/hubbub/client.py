@@ -183,19 +183,33 @@ class ChatClient:
                 self._arrived.clear()
                 await self._arrived.wait()
 
-    async def join(self, room: str, username: str | None = None, since: int | None = None) -> Event:
+    async def join(
+        self,
+        room: str,
+        username: str | None = None,
+        since: int | None = None,
+        *,
+        watch: bool = False,
+    ) -> Event:
+        """Enter `room`; with `watch`, as a watcher: its messages only, no presence, no
+        posting. Returns the join's ack."""
         event: Event = {"type": "join", "room": room}
         if username is not None:
             event["username"] = username
         if since is not None:
             event["since"] = since
+        if watch:
+            event["watch"] = True
         return await self.request(event)
 
-    async def say(self, content: str, room: str | None = None) -> int:
-        """Post a message; returns its id once acknowledged."""
+    async def say(self, content: str, room: str | None = None, data: Any = None) -> int:
+        """Post a message (with a structured `data` payload when given); returns its id
+        once acknowledged."""
         event: Event = {"type": "message", "content": content}
         if room is not None:
             event["room"] = room
+        if data is not None:
+            event["data"] = data
         ack = await self.request(event)
         return int(ack["id"])
 

@@ -1,8 +1,9 @@
 """One frozen `Settings`, validated at start so bad configuration fails with the setting's name."""
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from hubbub.core.api_keys import key_problem
 from hubbub.core.auth import MIN_SECRET_BYTES, strong_secret
 
 
@@ -43,11 +44,18 @@ class Settings:
     longer the more loaded it is; see docs/benchmarks.md."""
     max_room_members: int = 10_000
     """Connections one room may hold (beyond: `room_full`)."""
+    max_room_watchers: int = 10_000
+    """Watchers (`join` with `watch`) one room may have on this node. They take no member
+    slot: they are not in presence, and cost each node only its own watchers' frames."""
     max_rooms_per_connection: int = 100
     handshake_timeout: float = 10.0
     """Seconds a new TCP connection has to send its first complete request (slowloris)."""
     auth_secret: str = ""
     """HS256 secret; when set, the upgrade needs a JWT in the `token` query parameter."""
+    api_key: tuple[str, ...] = field(default=(), repr=False)
+    """Keys a backend may publish with (`POST /rooms/{name}/messages`, Bearer); several
+    at once (comma-separated on the command line) so that they can be rotated; none: the
+    route does not exist (404)."""
     certfile: str = ""
     keyfile: str = ""
     """TLS certificate chain and private key (PEM); both or neither."""
@@ -106,6 +114,7 @@ class Settings:
             "max_outbound_buffer",
             "history_max_per_room",
             "max_room_members",
+            "max_room_watchers",
             "max_rooms_per_connection",
         ):
             _require(name, getattr(self, name) >= 1, "must be at least 1")
@@ -140,6 +149,9 @@ class Settings:
             self.log_level in ("debug", "info", "warning", "error"),
             "must be debug, info, warning or error",
         )
+        for key in self.api_key:
+            problem = key_problem(key)
+            _require("api_key", problem is None, problem or "")
         for origin in self.allowed_origins:
             _require("allowed_origins", bool(origin.strip()), "must not contain empty entries")
         _require("redis_prefix", bool(self.redis_prefix.strip()), "must not be empty")

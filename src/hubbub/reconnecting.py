@@ -16,6 +16,9 @@ a `rate_limited` the client waits the error's `retry_after` and then spaces
 its messages by it (see `Pacer`): a burst is slowed to the server's rate
 instead of being refused until the server closes the connection for abuse.
 
+`join(room, watch=True)` follows a room as a watcher (protocol 1.1): its
+messages, with the same guarantees, and no presence; rejoins keep the mode.
+
 A server with an auth secret needs a token: pass `token=`, a string or a
 function (plain or async) that returns one, called before every connection
 so that a long-lived client can fetch a fresh token when the old one expires.
@@ -130,6 +133,8 @@ class _Room:
     )
     outbox: deque[_Outgoing] = field(default_factory=deque)
     """Messages not yet acknowledged, oldest first; only the oldest is ever in flight."""
+    watch: bool = False
+    """Joined as a watcher: messages only, no presence, nothing to say."""
 
 
 class ReconnectingClient:
@@ -207,14 +212,32 @@ class ReconnectingClient:
 
     # --- what users call ---------------------------------------------------------------
 
-    async def join(self, room: str, timeout: float = 10.0) -> Event:
-        """Join `room` from its newest message on; rejoined after every reconnection."""
-        if room not in self._rooms:
-            self._rooms[room] = _Room(await self._latest_id(room))
+    async def join(self, room: str, timeout: float = 10.0, *, watch: bool = False) -> Event:
+        """Join `room` from its newest message on; rejoined after every reconnection.
+
+        With `watch`, as a watcher. Joining a joined room in the other mode switches
+        modes (the server moves the connection without a gap in its messages)."""
+        state = self._rooms.get(room)
+        before: tuple[bool, asyncio.Future[Event]] | None = None
+        if state is None:
+            state = self._rooms[room] = _Room(await self._latest_id(room), watch=watch)
             if self._connected.is_set():
                 await self._send(self._join_event(room))
-        async with asyncio.timeout(timeout):
-            return await asyncio.shield(self._rooms[room].joined)
+        elif state.watch != watch:
+            before = (state.watch, state.joined)
+            state.watch = watch
+            state.joined = asyncio.get_running_loop().create_future()
+            if self._connected.is_set():
+                await self._send(self._join_event(room))
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(state.joined)
+        except ServerError:
+            if before is not None:
+                # The switch was refused (the room is full): the server kept the
+                # connection in the room as it was.
+                state.watch, state.joined = before
+            raise
 
     async def say(self, room: str, content: str, timeout: float = 30.0) -> int:
         """Post a message; returns its id once the server stored it, across reconnections.
@@ -222,6 +245,8 @@ class ReconnectingClient:
         Messages to a room are sent in the order of the calls, one at a time."""
         if room not in self._rooms:
             raise ValueError(f"join {room!r} before saying something there")
+        if self._rooms[room].watch:
+            raise ValueError(f"{room!r} is only watched: join it without watch to say something")
         ref = f"m-{uuid.uuid4().hex}"
         outgoing = _Outgoing(
             {"type": "message", "room": room, "content": content, "ref": ref},
@@ -358,13 +383,17 @@ class ReconnectingClient:
         task.add_done_callback(self._timers.discard)
 
     def _join_event(self, room: str) -> Event:
-        return {
+        state = self._rooms[room]
+        event: Event = {
             "type": "join",
             "room": room,
             "username": self.username,
-            "since": self._rooms[room].last_id,
+            "since": state.last_id,
             "ref": f"join:{room}",
         }
+        if state.watch:
+            event["watch"] = True
+        return event
 
     async def _send(self, event: Event) -> None:
         ws = self._ws

@@ -31,7 +31,7 @@ async def run(page: Page, module: str, body: str) -> Any:
 async def test_backoff_doubles_up_to_a_cap_with_jitter_in_the_upper_half(page: Page) -> None:
     delays = await run(
         page,
-        "connection.js",
+        "client.js",
         """const bounds = a => [m.backoffDelay(a, () => 0), m.backoffDelay(a, () => 1)];
         return [0, 1, 2, 5, 6, 20].map(bounds);""",
     )
@@ -151,7 +151,7 @@ async def test_typing_and_status_texts(page: Page) -> None:
 async def test_pacer_waits_retry_after_then_spaces_messages_by_it(page: Page) -> None:
     times = await run(
         page,
-        "pacer.js",
+        "client.js",
         """const pacer = new m.Pacer();
         const free = pacer.nextSendAt(5000);
         pacer.sent(5000);

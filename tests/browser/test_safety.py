@@ -146,3 +146,26 @@ async def test_control_characters_in_old_messages_show_as_symbols(
         }
     )
     await expect(messages(page, "ring\u2407 \u241b[31mred\u241b[0m")).to_have_count(1)
+
+
+async def test_a_messages_data_is_rendered_nowhere(new_page: NewPage, server: Server) -> None:
+    """`data` (protocol 1.1) is for programs: the page shows `content` and ignores `data`,
+    markup in it included."""
+    room = unique_room("xss-data")
+    reader = await open_chat(new_page, server, "reader", room)
+    poster = await ChatClient.connect(server.ws_url)
+    try:
+        await poster.join(room, "poster")
+        await poster.request(
+            {
+                "type": "message",
+                "room": room,
+                "content": "quote",
+                "data": {"html": PAYLOAD, "list": [PAYLOAD], "n": 1},
+            }
+        )
+    finally:
+        await poster.close()
+    await expect(messages(reader, "quote")).to_have_count(1)
+    assert PAYLOAD not in await reader.locator("#app").inner_text()
+    assert await reader.locator("#app img, #app script, #app b").count() == 0

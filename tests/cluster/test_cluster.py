@@ -2,68 +2,24 @@
 PostgreSQL database, and the guarantees of PROTOCOL.md's "Cluster mode".
 
 Each test has a `redis-server` of its own (so it may stop it, and no other run
-hears its channels) and a PostgreSQL schema of its own.
+hears its channels) and a PostgreSQL schema of its own (see conftest.py).
 """
 
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
 from hubbub.client import ChatClient, ServerError
+from tests.cluster.conftest import TTL, StartNode, get, messages_in
 from tests.conftest import ServerProcess, SpawnServer
 from tests.netproxy import CuttableProxy
 from tests.postgres import ADMIN_DSN
 from tests.services import PrivateRedis
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
-
-TTL = 2.0
-"""--node-ttl of the nodes here: short, so a death is seen quickly."""
-
-StartNode = Callable[..., Awaitable[ServerProcess]]
-
-
-@pytest.fixture
-async def redis(tmp_path: Path) -> AsyncIterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def start_node(spawn_server: SpawnServer, redis: PrivateRedis, postgres_dsn: str) -> StartNode:
-    async def start(*extra: str) -> ServerProcess:
-        return await spawn_server(
-            "--store",
-            postgres_dsn,
-            "--redis-url",
-            redis.url,
-            "--node-ttl",
-            str(TTL),
-            "--presence-interval",
-            "0.05",
-            *extra,
-        )
-
-    return start
-
-
-async def get(url: str) -> tuple[int, Any]:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        return response.status, await response.json()
-
-
-async def messages_in(client: ChatClient, count: int, timeout: float = 15.0) -> list[int]:
-    """The ids of the next `count` messages the client receives."""
-    return [int((await client.expect("message", timeout=timeout))["id"]) for _ in range(count)]
 
 
 async def test_members_on_every_node_get_every_post_once_and_in_id_order(

@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from hubbub.store.base import DEDUPE_WINDOW_MS, Appended, MessageStore, Retention, Retry
@@ -192,6 +193,65 @@ async def test_a_nul_is_kept_exactly_or_refused_never_cut(store: MessageStore) -
     assert "plain" in stored
     assert set(stored) - {"plain"} <= set(contents)
     assert [m.content for m in (await store.history("b", None, 100)).messages] == stored
+
+
+DATA_VALUES: list[object] = [
+    {"symbol": "AAPL", "price": 191.2, "change": -0.004},
+    {"z": 1, "a": 2, "m": {"y": [], "b": {}}},
+    [1, "two", 3.5, True, False, None, {"nested": [[[]]]}],
+    "a string \x00 with a NUL, \u202e bidi and \U0001f600",
+    0,
+    -(2**63),
+    2**64 - 1,
+    1e-300,
+    True,
+    False,
+    {},
+    [],
+    {"": "empty key", "\x00": "NUL key", "é": "accented"},
+]
+"""Values of every JSON kind, keys in no sorted order, extremes of numbers, characters a
+text column cannot hold raw (a NUL)."""
+
+
+def encoded(value: object) -> bytes:
+    """The JSON text of a value: equal only when key order and number forms are too."""
+    return orjson.dumps(value)
+
+
+async def test_data_is_kept_with_its_message_and_read_back_unchanged(
+    make_store: StoreFactory,
+) -> None:
+    store = await make_store()
+    for n, data in enumerate(DATA_VALUES):
+        appended = await store.append("r", "ann", f"m{n}", T0 + n, Retry("ann", f"d{n}"), data)
+        assert encoded(appended.message.data) == encoded(data)
+    plain = await store.append("r", "ann", "no data", T0 + 100)
+    assert plain.message.data is None
+    expected = [encoded(data) for data in DATA_VALUES] + [encoded(None)]
+    readers = [store]
+    if not isinstance(store, MemoryStore):
+        readers.append(await make_store())
+    for reader in readers:
+        history = await reader.history("r", None, 100)
+        assert [encoded(m.data) for m in history.messages] == expected
+        replay = await reader.since("r", 0, None, 100)
+        assert [encoded(m.data) for m in replay.messages] == expected
+        assert replay.messages[-1].data is None
+
+
+async def test_a_retry_answers_the_first_messages_data(store: MessageStore) -> None:
+    first = await store.append("r", "ann", "v1", T0, Retry("ann", "k"), {"version": 1})
+    again = await store.append("r", "ann", "v2", T0 + 10, Retry("ann", "k"), {"version": 2})
+    assert again.duplicate
+    assert again.message == first.message
+    assert again.message.data == {"version": 1}
+    batch = await asyncio.gather(
+        store.append("b", "ann", "x", T0, Retry("ann", "k"), ["first"]),
+        store.append("b", "ann", "y", T0 + 1, Retry("ann", "k"), ["second"]),
+    )
+    assert [a.message.data for a in batch] == [["first"], ["first"]]
+    assert [m.data for m in (await store.history("b", None, 10)).messages] == [["first"]]
 
 
 async def test_retry_with_the_same_ref_is_stored_once(store: MessageStore) -> None:

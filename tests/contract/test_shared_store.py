@@ -170,3 +170,15 @@ async def test_stores_opening_together_migrate_once(postgres_dsn: str) -> None:
     finally:
         await connection.close()
     assert [row[0] for row in versions] == list(range(1, len(versions) + 1))
+
+
+async def test_data_stored_by_one_node_is_read_and_recognised_by_the_other(
+    stores: tuple[PostgresStore, PostgresStore],
+) -> None:
+    data = {"symbol": "AAPL", "price": 191.2, "history": [1, 2.5, None, "x"]}
+    first = await stores[0].append("r", "ann", "AAPL 191.20", T0, Retry("ann", "t1"), data)
+    again = await stores[1].append("r", "ann", "AAPL 191.30", T0 + 5, Retry("ann", "t1"), {})
+    assert again.duplicate
+    assert again.message == first.message
+    page = await stores[1].since("r", 0, None, 10)
+    assert [m.data for m in page.messages] == [data]

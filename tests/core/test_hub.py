@@ -22,3 +22,14 @@ def test_an_emptied_room_is_forgotten() -> None:
     assert list(hub.members("r")) == []
     assert list(hub.rooms()) == ["s"]
     assert hub.leave("never", "c1") is False
+
+
+def test_size_counts_each_room_a_member_is_in() -> None:
+    hub: Hub[str] = Hub()
+    assert hub.size() == 0
+    hub.join("r", "c1")
+    hub.join("s", "c1")
+    hub.join("s", "c2")
+    assert hub.size() == 3
+    hub.leave("s", "c1")
+    assert hub.size() == 2

@@ -202,3 +202,62 @@ def test_rooms_per_connection_are_limited() -> None:
     assert session.handle(Join("a", "ann"), 0) == [Enter("a", "ann", None, None)]
     session.forget_room("b")
     assert list(session.rooms) == ["a"]
+
+
+def test_a_watch_join_enters_as_a_watcher_and_names_the_connection() -> None:
+    session = make_session()
+    assert session.handle(Join("a", "ann", 5, "j", watch=True), 0) == [
+        Enter("a", "ann", 5, "j", watch=True)
+    ]
+    assert session.username == "ann"
+    assert session.rooms == {"a": True}
+
+
+def test_a_watcher_may_neither_post_nor_type_in_the_room_it_watches() -> None:
+    session = make_session()
+    session.handle(Join("a", "ann", watch=True), 0)
+    for refused in (Post("hi", "a", "p"), Post("hi", None, "p"), Typing("a", "p"), Typing(None)):
+        [reply] = session.handle(refused, 0)
+        assert isinstance(reply, Reply)
+        assert isinstance(reply.event, Error)
+        assert reply.event.code is ErrorCode.NOT_IN_ROOM
+        assert reply.event.ref == refused.ref
+        assert "watch" in reply.event.message
+    session.handle(Join("b", "ann"), 0)
+    assert session.handle(Post("hi", "b"), 0) == [Publish("b", "ann", "hi", None)]
+
+
+def test_a_watcher_leaves_and_reads_history_like_a_member() -> None:
+    session = make_session()
+    session.handle(Join("a", "ann", watch=True), 0)
+    assert session.handle(History("a", None, 10, "h"), 0) == [FetchHistory("a", None, 10, "h")]
+    assert session.handle(Leave(None, "l"), 0) == [Exit("a"), Reply(Ack("l"))]
+    assert session.rooms == {}
+
+
+def test_joining_again_in_the_other_mode_switches_modes() -> None:
+    session = make_session()
+    session.handle(Join("a", "ann", watch=True), 0)
+    assert session.handle(Join("a", None), 0) == [Enter("a", "ann", None, None)]
+    assert session.handle(Post("hi", "a"), 0) == [Publish("a", "ann", "hi", None)]
+    assert session.handle(Join("a", None, watch=True), 0) == [
+        Enter("a", "ann", None, None, watch=True)
+    ]
+    assert error_code(session.handle(Post("hi", "a"), 0)) is ErrorCode.NOT_IN_ROOM
+
+
+def test_a_refused_switch_restores_the_previous_mode() -> None:
+    session = make_session()
+    session.handle(Join("a", "ann", watch=True), 0)
+    session.handle(Join("a", None), 0)
+    session.restore_room("a", True)
+    assert session.rooms == {"a": True}
+    session.handle(Join("b", None, watch=True), 0)
+    session.restore_room("b", None)
+    assert session.rooms == {"a": True}
+
+
+def test_watched_rooms_count_toward_the_rooms_of_a_connection() -> None:
+    session = Session(RateLimiter(1000, 1000, 100), lambda: "guest", max_rooms=1)
+    session.handle(Join("a", "ann", watch=True), 0)
+    assert error_code(session.handle(Join("b", None), 0)) is ErrorCode.ROOM_FULL

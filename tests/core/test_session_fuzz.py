@@ -50,6 +50,7 @@ joins = st.builds(
     since=st.one_of(st.none(), st.integers(0, 2**63 - 1)),
     ref=refs,
     username_error=st.one_of(st.none(), st.just("username must be 1 to 32 characters")),
+    watch=st.booleans(),
 )
 commands: st.SearchStrategy[Command] = st.one_of(
     joins,
@@ -128,6 +129,7 @@ class Model:
     limits: Limits
     identity: Identity | None
     rooms: list[str] = field(default_factory=list)
+    watched: set[str] = field(default_factory=set)
     username: str | None = None
     guests: int = 0
     bucket: Bucket = field(init=False)
@@ -171,22 +173,28 @@ class Model:
                     self.username = event.username or self._guest()
                 if event.room not in self.rooms:
                     self.rooms.append(event.room)
-                return [Enter(event.room, self.username, event.since, event.ref)]
+                if event.watch:
+                    self.watched.add(event.room)
+                else:
+                    self.watched.discard(event.room)
+                return [Enter(event.room, self.username, event.since, event.ref, event.watch)]
             case Post():
-                target = self._target(event.room)
+                target = self._target(event.room, posting=True)
                 assert self.username is not None
                 return [Publish(target, self.username, event.content, event.ref)]
             case Typing():
-                target = self._target(event.room)
+                target = self._target(event.room, posting=True)
                 assert self.username is not None
                 return [Notify(target, TypingNotice(self.username, target)), *ack]
             case Leave(room=None):
                 left: list[Action] = [Exit(room) for room in self.rooms]
                 self.rooms.clear()
+                self.watched.clear()
                 return [*left, *ack]
             case Leave():
                 target = self._target(event.room)
                 self.rooms.remove(target)
+                self.watched.discard(target)
                 return [Exit(target), *ack]
             case History():
                 self._may_read(event.room)
@@ -198,16 +206,21 @@ class Model:
         if self.identity is not None and not self.identity.may_join(room):
             raise Refusal(ErrorCode.UNAUTHORIZED, "")
 
-    def _target(self, room: str | None) -> str:
+    def _target(self, room: str | None, posting: bool = False) -> str:
+        """The room an event is for; one only watched is no room to post or type in."""
         if room is not None:
             if room not in self.rooms:
                 raise Refusal(ErrorCode.NOT_IN_ROOM, "")
-            return room
-        if not self.rooms:
+            target = room
+        elif not self.rooms:
             raise Refusal(ErrorCode.NOT_IN_ROOM, "")
-        if len(self.rooms) > 1:
+        elif len(self.rooms) > 1:
             raise Refusal(ErrorCode.INVALID_FIELD, "")
-        return self.rooms[0]
+        else:
+            target = self.rooms[0]
+        if posting and target in self.watched:
+            raise Refusal(ErrorCode.NOT_IN_ROOM, "")
+        return target
 
     def _guest(self) -> str:
         self.guests += 1
@@ -263,6 +276,7 @@ def test_session_follows_the_model(
         actual = session.handle(event, now)
         assert without_messages(actual) == expected, (event, now)
         assert list(session.rooms) == model.rooms
+        assert {room for room, watched in session.rooms.items() if watched} == model.watched
         assert session.username == model.username
 
 
@@ -292,6 +306,7 @@ def test_session_invariants(
                 case Publish(room=room) | Notify(room=room):
                     assert room in after
                     assert room in before
+                    assert not session.rooms[room], "a watcher neither posts nor types"
                 case Enter(room=room, username=username):
                     assert username == session.username
                     if identity is not None:

@@ -1,3 +1,5 @@
+import orjson
+
 from hubbub.protocol.errors import ErrorCode
 from hubbub.protocol.events import (
     Ack,
@@ -27,6 +29,22 @@ def test_seed_fields_of_message_and_welcome() -> None:
     welcome = Welcome("c1").to_wire()
     assert welcome["message"] == "Connected to server"
     assert welcome["protocol"] == 1
+
+
+def test_a_message_has_data_on_the_wire_only_when_it_carries_some() -> None:
+    plain = ChatMessage(7, "general", "john", "Hello!", 1_795_674_063_123)
+    assert "data" not in plain.to_wire()
+    assert orjson.dumps(plain.to_wire()) == (
+        b'{"type":"message","id":7,"room":"general","from":"john","content":"Hello!",'
+        b'"timestamp":"2026-11-26T06:21:03.123Z"}'
+    )
+    data = {"symbol": "AAPL", "price": 191.2}
+    wire = ChatMessage(7, "general", "john", "AAPL 191.20", 0, data).to_wire()
+    assert wire["data"] == data
+    assert wire["content"] == "AAPL 191.20"
+    falsy_values: list[object] = [False, 0, "", [], {}]
+    for falsy in falsy_values:
+        assert ChatMessage(1, "r", "a", "c", 0, falsy).to_wire()["data"] == falsy
 
 
 def test_online_users_lists_at_most_1000_but_counts_all() -> None:

@@ -189,6 +189,10 @@ bad_ids = pick(
     st.text(max_size=5),
     nested,
 )
+bad_watches = pick(
+    st.sampled_from([0, 1, "true", "false", ""]), st.integers(), st.floats(), st.text(), nested
+)
+"""`watch` is a boolean or absent: nothing else is taken for one (JSON has no truthiness)."""
 valid_limits = st.one_of(st.integers(1, 100), st.sampled_from([1, 100]))
 bad_limits = pick(
     st.sampled_from([0, 101, -1, 2**64, True, 50.0, "50"]),
@@ -231,6 +235,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "before": valid_ids,
     "limit": valid_limits,
     "ref": valid_refs,
+    "watch": st.booleans(),
 }
 INVALID: dict[str, st.SearchStrategy[Any]] = {
     "room": bad_rooms,
@@ -240,6 +245,7 @@ INVALID: dict[str, st.SearchStrategy[Any]] = {
     "before": bad_ids,
     "limit": bad_limits,
     "ref": invalid_refs,
+    "watch": bad_watches,
 }
 FIELDS = {name: pick(VALID[name], INVALID[name], unicode_text) for name in VALID}
 """Each field's values: valid, wrong in some way, or arbitrary text."""
@@ -263,6 +269,7 @@ def valid_events(draw: st.DrawFn, kind: str | None = None) -> dict[str, Any]:
     if kind == "join":
         event["username"] = draw(st.one_of(st.none(), VALID["username"]))
         event["since"] = draw(st.one_of(st.none(), valid_ids))
+        event["watch"] = draw(st.one_of(st.none(), st.booleans()))
     if kind == "message":
         event["content"] = draw(valid_contents)
     if kind == "history":
@@ -273,7 +280,7 @@ def valid_events(draw: st.DrawFn, kind: str | None = None) -> dict[str, Any]:
 
 
 RELEVANT = {
-    "join": ("room", "username", "since", "ref"),
+    "join": ("room", "username", "since", "watch", "ref"),
     "message": ("content", "room", "ref"),
     "leave": ("room", "ref"),
     "typing": ("room", "ref"),
@@ -352,7 +359,9 @@ def spec_outcome(event: object, not_an_object: ErrorCode) -> tuple[ErrorCode | N
     room = event.get("room")
     room_ok = room_is_valid(room) or (room is None and kind not in ("join", "history"))
     valid = {
-        "join": room_ok and id_is_valid(event.get("since")),
+        "join": room_ok
+        and id_is_valid(event.get("since"))
+        and isinstance(event.get("watch"), bool | None),
         "message": room_ok and content_is_valid(event.get("content")),
         "leave": room_ok,
         "typing": room_ok,
@@ -402,6 +411,7 @@ def assert_matches_event(command: Command, event: Mapping[str, Any]) -> None:
             assert ROOM_PATTERN.fullmatch(command.room)
             assert command.room == room
             assert command.since == event.get("since")
+            assert command.watch is (event.get("watch") is True)
             assert_username(command, event.get("username"))
         case Post():
             assert isinstance(event["content"], str)

@@ -1,10 +1,16 @@
 from typing import Any
 
+import msgpack
 import pytest
 
-from hubbub.protocol.commands import History, Join, Leave, Ping, Post, Typing
+from hubbub.protocol.commands import History, Join, Leave, Ping, Post, Publication, Typing
 from hubbub.protocol.errors import ErrorCode, Refusal
-from hubbub.protocol.validation import parse_command
+from hubbub.protocol.validation import (
+    MAX_DATA_BYTES,
+    MAX_DATA_DEPTH,
+    parse_command,
+    parse_publication,
+)
 
 
 def refused(event: object) -> Refusal:
@@ -122,6 +128,13 @@ def test_content_of_4000_characters_is_accepted() -> None:
     assert parse_command({"type": "message", "content": "x" * 4000}) == Post("x" * 4000, None)
 
 
+def test_a_ref_that_is_a_whole_float_is_the_integer_it_equals() -> None:
+    assert refused({"type": "nope", "ref": 7.0}).ref == 7
+    assert type(refused({"type": "nope", "ref": -8373.0}).ref) is int
+    # Beyond 2^53 a float stands for many integers: refused rather than merged.
+    assert refused({"type": "ping", "ref": float(2**64)}).code is ErrorCode.INVALID_FIELD
+
+
 def test_a_refusal_carries_the_events_ref() -> None:
     event: dict[str, Any] = {"type": "message", "content": "", "ref": "abc"}
     assert refused(event).ref == "abc"
@@ -132,3 +145,98 @@ def test_not_an_object_code_depends_on_the_codec() -> None:
     with pytest.raises(Refusal) as caught:
         parse_command([1], ErrorCode.BAD_ENCODING)
     assert caught.value.code is ErrorCode.BAD_ENCODING
+
+
+def nested(depth: int) -> object:
+    """`depth` containers, alternating arrays and objects, around a number."""
+    value: object = 1
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def test_data_of_every_json_kind_is_accepted_as_given() -> None:
+    for data in (
+        {"symbol": "AAPL", "price": 191.2},
+        [1, "two", None, False],
+        "text",
+        3,
+        -2.5,
+        True,
+        False,
+        {},
+        [],
+        nested(MAX_DATA_DEPTH),
+        "x" * (MAX_DATA_BYTES - 2),
+    ):
+        post = parse_command({"type": "message", "content": "c", "data": data})
+        assert post == Post("c", None, None, data)
+
+
+def test_null_data_is_no_data() -> None:
+    assert parse_command({"type": "message", "content": "c", "data": None}) == Post("c", None)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (nested(MAX_DATA_DEPTH + 1), "nested at most 32"),
+        (nested(500), "nested at most 32"),
+        ("x" * (MAX_DATA_BYTES - 1), "at most 16384 bytes"),
+        ({"k": "é" * (MAX_DATA_BYTES // 2)}, "at most 16384 bytes"),
+        (float("nan"), "finite"),
+        ({"a": [float("inf")]}, "finite"),
+        (b"bytes", "JSON value"),
+        ({1: "integer key"}, "JSON value"),
+        ([2**64], "JSON value"),
+        (msgpack.ExtType(1, b"x"), "JSON value"),
+    ],
+)
+def test_data_too_deep_too_large_or_not_json_is_an_invalid_field(data: object, why: str) -> None:
+    refusal = refused({"type": "message", "content": "c", "data": data, "ref": "r1"})
+    assert refusal.code is ErrorCode.INVALID_FIELD
+    assert why in refusal.message
+    assert refusal.ref == "r1"
+
+
+def test_a_publication_takes_from_content_data_and_ref() -> None:
+    body = {"from": "  shop ", "content": " Order 7 shipped ", "data": {"o": 7}, "ref": 9}
+    assert parse_publication(body) == Publication("shop", " Order 7 shipped ", {"o": 7}, 9)
+    assert parse_publication({"from": "b", "content": "c", "extra": 1}) == Publication("b", "c")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "why"),
+    [
+        ([], ErrorCode.BAD_JSON, "object"),
+        ("text", ErrorCode.BAD_JSON, "object"),
+        ({"content": "c"}, ErrorCode.INVALID_FIELD, "from"),
+        ({"content": "c", "from": ""}, ErrorCode.INVALID_FIELD, "from"),
+        ({"content": "c", "from": "x" * 33}, ErrorCode.INVALID_FIELD, "from"),
+        ({"content": "c", "from": "a\nb"}, ErrorCode.INVALID_FIELD, "from"),
+        ({"from": "b"}, ErrorCode.INVALID_FIELD, "content"),
+        ({"from": "b", "content": ""}, ErrorCode.INVALID_FIELD, "content"),
+        ({"from": "b", "content": "c", "data": float("inf")}, ErrorCode.INVALID_FIELD, "data"),
+        ({"from": "b", "content": "c", "ref": True}, ErrorCode.INVALID_FIELD, "ref"),
+    ],
+)
+def test_an_invalid_publication_is_refused(body: object, code: ErrorCode, why: str) -> None:
+    with pytest.raises(Refusal) as caught:
+        parse_publication(body)
+    assert caught.value.code is code
+    assert why in caught.value.message
+
+
+def test_join_watch_is_a_boolean() -> None:
+    assert parse_command({"type": "join", "room": "r", "watch": True}) == Join(
+        "r", None, watch=True
+    )
+    assert parse_command({"type": "join", "room": "r", "watch": False}) == Join("r", None)
+    assert parse_command({"type": "join", "room": "r", "watch": None}) == Join("r", None)
+
+
+@pytest.mark.parametrize("watch", [1, 0, "true", "yes", [], {}])
+def test_join_watch_of_another_type_is_refused(watch: object) -> None:
+    refusal = refused({"type": "join", "room": "r", "watch": watch, "ref": "j"})
+    assert (refusal.code, refusal.ref) == (ErrorCode.INVALID_FIELD, "j")
+    assert "watch" in refusal.message

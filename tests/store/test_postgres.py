@@ -74,6 +74,46 @@ async def test_schema_is_versioned_and_reopening_does_not_migrate_twice(
     assert sorted(versions) == [version for version, _ in _migrations()]
 
 
+async def test_a_version_1_database_gets_data_and_nodes_not_yet_upgraded_still_append(
+    postgres_dsn: str,
+) -> None:
+    """Rolling upgrade: a node of the previous version appends with the six-argument
+    `hubbub_append` of migration 1, before and after a newer node migrated."""
+    old_append = "SELECT message_id, duplicate FROM hubbub_append($1, $2, $3, $4, $5, $6)"
+    connection = await asyncpg.connect(postgres_dsn)
+    try:
+        await connection.execute("CREATE TABLE schema_version (version integer PRIMARY KEY)")
+        await connection.execute(_migrations()[0][1])
+        await connection.execute("INSERT INTO schema_version VALUES (1)")
+        await connection.fetch(old_append, ["r"], ["ann"], ["old"], [T0], ["s:k"], 300_000)
+        store = PostgresStore(postgres_dsn)
+        await store.open()
+        try:
+            retried = await store.append("r", "ann", "old", T0 + 1, Retry("ann", "k"), [1])
+            assert (retried.duplicate, retried.message.id, retried.message.data) == (True, 1, None)
+            assert (await store.append("r", "ann", "new", T0 + 2, data={"a": 1})).message.id == 2
+            rows = await connection.fetch(
+                old_append,
+                ["r", "r"],
+                ["bob", "ann"],
+                ["by old", "again"],
+                [T0 + 3] * 2,
+                [None, "s:k"],
+                300_000,
+            )
+            assert [tuple(row) for row in rows] == [(3, False), (1, True)]
+            page = await store.history("r", None, 10)
+            assert [(m.content, m.data) for m in page.messages] == [
+                ("old", None),
+                ("new", {"a": 1}),
+                ("by old", None),
+            ]
+        finally:
+            await store.close()
+    finally:
+        await connection.close()
+
+
 async def test_messages_ids_and_retries_survive_reopening(postgres_dsn: str) -> None:
     first = PostgresStore(postgres_dsn)
     await first.open()

@@ -12,6 +12,7 @@ import pytest
 from hubbub.store.base import Appended, Retry, StoreUnavailable
 from hubbub.store.sqlite import PAGE_SIZE, SqliteStore, _migrations
 
+LATEST = _migrations()[-1][0]
 T0 = 1_795_674_063_000
 
 
@@ -64,7 +65,7 @@ async def test_messages_and_ids_survive_reopening(tmp_path: Path) -> None:
 
 async def test_schema_is_versioned_and_in_wal_mode(store: SqliteStore) -> None:
     with sqlite3.connect(store.path) as connection:
-        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (5,)
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (LATEST,)
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert connection.execute("PRAGMA page_size").fetchone() == (PAGE_SIZE,)
 
@@ -76,7 +77,9 @@ async def test_reopening_does_not_migrate_twice(tmp_path: Path) -> None:
         await store.open()
         await store.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT count(*) FROM schema_version").fetchone() == (5,)
+        assert connection.execute("SELECT count(*) FROM schema_version").fetchone() == (
+            len(_migrations()),
+        )
 
 
 async def test_a_version_3_database_is_migrated_and_keeps_messages_ids_and_retries(
@@ -104,11 +107,42 @@ async def test_a_version_3_database_is_migrated_and_keeps_messages_ids_and_retri
     finally:
         await store.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (5,)
+        assert connection.execute("SELECT max(version) FROM schema_version").fetchone() == (LATEST,)
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_schema")}
         assert "retries" not in tables
         assert "messages_age" not in tables
         assert "messages_room_id" in tables
+
+
+async def test_a_version_5_database_gets_data_and_keeps_its_messages_without(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "hubbub.db"
+    with sqlite3.connect(path, isolation_level=None) as old:
+        old.execute("PRAGMA journal_mode = WAL")
+        old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, script in _migrations()[:5]:
+            old.executescript(f"{script}; INSERT INTO schema_version VALUES ({version});")
+        old.execute(
+            "INSERT INTO messages (room, id, sender, content, ts_ms, retry_key)"
+            " VALUES ('r', 1, 'ann', 'old', ?, 's:k')",
+            (T0,),
+        )
+    old.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        retried = await store.append("r", "ann", "old", T0 + 1000, Retry("ann", "k"), {"x": 1})
+        assert retried.duplicate
+        assert retried.message.data is None
+        await store.append("r", "ann", "new", T0 + 2000, data={"x": [1, 2]})
+        page = await store.history("r", None, 10)
+        assert [(m.content, m.data) for m in page.messages] == [
+            ("old", None),
+            ("new", {"x": [1, 2]}),
+        ]
+    finally:
+        await store.close()
 
 
 async def test_locked_database_is_unavailable_then_recovers(

@@ -2,6 +2,7 @@
 `ack` that follows an action is sent after that action's effects."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from hubbub.protocol.envelope import RoomEvent
 from hubbub.protocol.errors import Ref
@@ -17,12 +18,14 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Enter:
-    """Put the connection in a room; announce, send presence, replay, then ack."""
+    """Put the connection in a room; announce, send presence, replay, then ack. A
+    watcher (`watch`) is put there for messages only: no presence, sent or counted."""
 
     room: str
     username: str
     since: int | None
     ref: Ref | None
+    watch: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,7 @@ class Publish:
     username: str
     content: str
     ref: Ref | None
+    data: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,3 +54,7 @@ class Hub(Generic[M]):
 
     def room_count(self) -> int:
         return len(self._rooms)
+
+    def size(self) -> int:
+        """(room, member) pairs: a member of two rooms counts twice."""
+        return sum(len(members) for members in self._rooms.values())

@@ -4,6 +4,12 @@ Pure: the caller passes the time and a guest-name factory. The session knows
 the connection's username and rooms and applies the per-connection rules
 (rate, membership, the seed's omitted-room rules); the hub and the store are
 the server's business.
+
+A connection is in each of its rooms either as a member or as a watcher. A
+watcher gets the room's messages but is no part of its presence, and may not
+post or type there. Joining a room again in the other mode switches modes (a
+watcher that starts to chat, a member that only wants to follow): the server
+moves the connection without a gap in its messages.
 """
 
 from collections.abc import Callable
@@ -31,8 +37,8 @@ class Session:
         self._identity = identity
         self._max_rooms = max_rooms
         self.username: str | None = identity.username if identity is not None else None
-        self.rooms: dict[str, None] = {}
-        """Joined rooms in joining order (a dict as an ordered set)."""
+        self.rooms: dict[str, bool] = {}
+        """Joined rooms in joining order, each True when watched (not a member there)."""
 
     def handle(self, command: Command | Refusal, now: float) -> list[Action]:
         if not self._limiter.allow(now):
@@ -56,7 +62,7 @@ class Session:
 
     def _accept(self, command: Command) -> list[Action]:
         match command:
-            case Join(room, username, since, ref, username_error):
+            case Join(room, username, since, ref, username_error, watch):
                 check_may_read(self._identity, room)
                 if room not in self.rooms and len(self.rooms) >= self._max_rooms:
                     rooms = "room" if self._max_rooms == 1 else "rooms"
@@ -69,13 +75,13 @@ class Session:
                     if username_error is not None:
                         raise Refusal(ErrorCode.INVALID_FIELD, username_error)
                     self.username = username or self._guest_name()
-                self.rooms[room] = None
-                return [Enter(room, self.username, since, ref)]
-            case Post(content, room, ref):
-                target = self._joined_room(room)
-                return [Publish(target, self._name(), content, ref)]
+                self.rooms[room] = watch
+                return [Enter(room, self.username, since, ref, watch)]
+            case Post(content, room, ref, data):
+                target = self._member_of(room)
+                return [Publish(target, self._name(), content, ref, data)]
             case Typing(room, ref):
-                target = self._joined_room(room)
+                target = self._member_of(room)
                 return [Notify(target, TypingNotice(self._name(), target)), *_ack(ref)]
             case Leave(None, ref):
                 left = [Exit(name) for name in self.rooms]
@@ -95,9 +101,28 @@ class Session:
         """The server could not complete a join (the room is full)."""
         self.rooms.pop(room, None)
 
+    def restore_room(self, room: str, watching: bool | None) -> None:
+        """The server could not switch the connection's mode in `room` (the room is
+        full): it stays there as it was, a watcher (True) or a member (False), or not at
+        all (None)."""
+        if watching is None:
+            self.rooms.pop(room, None)
+        else:
+            self.rooms[room] = watching
+
     def _name(self) -> str:
         assert self.username is not None, "a connection in a room has a username"
         return self.username
+
+    def _member_of(self, room: str | None) -> str:
+        """The room to post or type in: joined, and not merely watched."""
+        target = self._joined_room(room)
+        if self.rooms[target]:
+            raise Refusal(
+                ErrorCode.NOT_IN_ROOM,
+                f"room {target!r} is only watched; join it without watch to post or type",
+            )
+        return target
 
     def _joined_room(self, room: str | None) -> str:
         if room is not None:

@@ -5,6 +5,7 @@ seed's page keeps one room per connection and leaves it out).
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from hubbub.protocol.errors import Ref
 
@@ -19,6 +20,8 @@ class Join:
     username_error: str | None = None
     """Why the given username is invalid. Only the first join of a connection uses the
     username, so only then is this a refusal."""
+    watch: bool = False
+    """Join as a watcher: the room's messages, but no presence (see `core.session`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,8 @@ class Post:
     content: str
     room: str | None
     ref: Ref | None = None
+    data: Any = None
+    """A valid JSON value (see `validation.valid_data`), or None when there is none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,17 @@ class History:
 
 @dataclass(frozen=True, slots=True)
 class Ping:
+    ref: Ref | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """A message a backend publishes over HTTP (`POST /rooms/{name}/messages`): the
+    `message` event of a user named `sender`, who need not be connected."""
+
+    sender: str
+    content: str
+    data: Any = None
     ref: Ref | None = None
 
 

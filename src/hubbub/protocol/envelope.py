@@ -5,6 +5,8 @@ back into the same event object and fans it out to its own members, encoding
 it for their codecs as if it had been published locally. The wire form is a
 MessagePack array, smaller and faster to read than the client-facing maps:
 `[version, origin node, excluded connection id or nil, kind, *fields]`.
+A chat message's `data` (protocol 1.1) is one more field, present only when
+the message has one, so a message without it is the same bytes as before.
 
 Malformed input raises `BadEnvelope`: it comes from another node, so it is a
 bug or a version mismatch to log, never a client's fault.
@@ -39,8 +41,11 @@ class Envelope:
 
 def _fields(event: RoomEvent) -> list[Any]:
     match event:
-        case ChatMessage(message_id, room, sender, content, timestamp_ms):
-            return ["m", message_id, room, sender, content, timestamp_ms]
+        case ChatMessage(message_id, room, sender, content, timestamp_ms, data):
+            fields = ["m", message_id, room, sender, content, timestamp_ms]
+            if data is not None:
+                fields.append(data)
+            return fields
         case UserJoined(username, room):
             return ["j", username, room]
         case UserLeft(username, room):
@@ -80,6 +85,18 @@ def _event(kind: object, rest: list[Any]) -> RoomEvent:
             [int() as message_id, str() as room, str() as sender, str() as content, int() as ms],
         ):
             return ChatMessage(message_id, room, sender, content, ms)
+        case (
+            "m",
+            [
+                int() as message_id,
+                str() as room,
+                str() as sender,
+                str() as content,
+                int() as ms,
+                data,
+            ],
+        ) if data is not None:
+            return ChatMessage(message_id, room, sender, content, ms, data)
         case "j", [str() as username, str() as room]:
             return UserJoined(username, room)
         case "l", [str() as username, str() as room]:

@@ -4,7 +4,7 @@ The seed's events keep their names and fields; `room`, `id`, `connection_id`
 and `protocol` are additions old clients ignore.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -47,9 +47,12 @@ class ChatMessage:
     sender: str
     content: str
     timestamp_ms: int
+    data: Any = field(default=None, hash=False)
+    """The message's structured payload (protocol 1.1): any JSON value, or None for none.
+    A message without it is on the wire exactly as before 1.1 (no `"data": null`)."""
 
     def to_wire(self) -> Wire:
-        return {
+        wire: Wire = {
             "type": "message",
             "id": self.id,
             "room": self.room,
@@ -57,6 +60,9 @@ class ChatMessage:
             "content": self.content,
             "timestamp": format_timestamp(self.timestamp_ms),
         }
+        if self.data is not None:
+            wire["data"] = self.data
+        return wire
 
 
 @dataclass(frozen=True, slots=True)

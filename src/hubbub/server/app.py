@@ -11,12 +11,13 @@ from hubbub.broker.base import Broker
 from hubbub.broker.redis import RedisBroker
 from hubbub.config import Settings, is_postgres_url
 from hubbub.core.admission import Admission
+from hubbub.core.api_keys import ApiKeys
 from hubbub.core.origins import OriginPolicy
 from hubbub.presence.base import Presence
 from hubbub.presence.redis import RedisPresence
-from hubbub.server import headers, http
+from hubbub.server import headers, http, publish
 from hubbub.server.connection import GOING_AWAY
-from hubbub.server.keys import ADMISSION, NODE, ORIGINS
+from hubbub.server.keys import ADMISSION, API_KEYS, NODE, ORIGINS
 from hubbub.server.node import Node
 from hubbub.server.websocket import websocket_endpoint
 from hubbub.server.ws_protocol import CLOSE_GRACE_SECONDS
@@ -56,6 +57,7 @@ def build_app(settings: Settings, store: MessageStore | None = None) -> web.Appl
     app[NODE] = node
     app[ADMISSION] = Admission(settings.max_connections, settings.max_connections_per_ip)
     app[ORIGINS] = OriginPolicy(settings.allowed_origins)
+    app[API_KEYS] = ApiKeys(settings.api_key)
     app.router.add_get("/", http.index)
     app.router.add_get("/ws", websocket_endpoint)
     for path, handler in (
@@ -67,8 +69,12 @@ def build_app(settings: Settings, store: MessageStore | None = None) -> web.Appl
     ):
         app.router.add_get(path, headers.cors(handler))
         app.router.add_route("OPTIONS", path, headers.preflight)
+    # A page of an allowed origin may import the client, as it may open the socket.
+    app.router.add_get("/client.js", headers.cors(http.client_module))
+    app.router.add_post("/rooms/{name}/messages", publish.publish_message)
     app.router.add_get("/healthz", http.healthz)
     app.router.add_get("/metrics", http.metrics)
+    app.router.add_get("/openapi.json", headers.cors(http.openapi))
     app.router.add_static("/static/", http.STATIC_DIR)
     app.on_response_prepare.append(headers.no_sniffing)
     app.on_startup.append(_start_node)

@@ -125,6 +125,7 @@ class Dispatcher:
             self._wall_ms(),
             retry,
             partial(self._stored, connection, action),
+            action.data,
         )
 
     def _stored(

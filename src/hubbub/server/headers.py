@@ -81,7 +81,7 @@ def cors(handler: Handler) -> Handler:
 async def preflight(request: web.Request) -> web.Response:
     """`OPTIONS` of an API route: a browser asks whether its page may send the request."""
     if request.headers.get(hdrs.ORIGIN) is None:
-        return web.Response(status=204, headers={hdrs.ALLOW: "GET, HEAD, OPTIONS"})
+        return web.Response(status=204, headers={hdrs.ALLOW: _methods_of(request)})
     origin = _allowed_origin(request)
     if origin is None:
         return web.json_response({"error": "origin not allowed"}, status=403)
@@ -95,6 +95,20 @@ async def preflight(request: web.Request) -> web.Response:
             hdrs.VARY: "Origin",
         },
     )
+
+
+def _methods_of(request: web.Request) -> str:
+    """Every method the requested resource answers (RFC 9110's `Allow`), whether or not
+    a cross-origin page may use it: `POST /rooms/{name}/messages` is for backends."""
+    matched = request.match_info.route.resource
+    path = matched.canonical if matched is not None else request.path
+    methods = {
+        route.method
+        for resource in request.app.router.resources()
+        if resource.canonical == path
+        for route in resource
+    }
+    return ", ".join(sorted(methods | {"OPTIONS"}))
 
 
 def _allowed_origin(request: web.Request) -> str | None:

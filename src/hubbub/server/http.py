@@ -18,6 +18,7 @@ from hubbub.protocol.validation import (
 from hubbub.server.headers import page_headers
 from hubbub.server.history import read_page
 from hubbub.server.keys import NODE
+from hubbub.server.openapi import document
 
 STATIC_DIR = Path(str(files("hubbub") / "static"))
 
@@ -25,6 +26,15 @@ STATIC_DIR = Path(str(files("hubbub") / "static"))
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(
         STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache", **page_headers(request)}
+    )
+
+
+async def client_module(request: web.Request) -> web.FileResponse:
+    """The browser client (an ES module) at a stable address for other front-ends to import;
+    the same file as `/static/client.js`, served the same way (validators, no max-age),
+    as `text/javascript` (RFC 9239) whatever the host's MIME table says."""
+    return web.FileResponse(
+        STATIC_DIR / "client.js", headers={"Content-Type": "text/javascript; charset=utf-8"}
     )
 
 
@@ -143,3 +153,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     body = generate_latest(request.app[NODE].metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())

@@ -13,7 +13,9 @@ import logging
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
+from functools import partial
+from itertools import chain
 from typing import Any
 
 from hubbub.broker.base import Broker
@@ -24,6 +26,7 @@ from hubbub.core.hub import Hub
 from hubbub.core.sequencer import Fill, Sequencer
 from hubbub.presence.base import Liveness, Presence, PresenceUnavailable, Report
 from hubbub.presence.memory import MemoryPresence
+from hubbub.protocol.commands import Publication
 from hubbub.protocol.envelope import Envelope, RoomEvent
 from hubbub.protocol.errors import ErrorCode, Ref
 from hubbub.protocol.events import (
@@ -43,7 +46,7 @@ from hubbub.server.frames import Deflater
 from hubbub.server.registry import Registry
 from hubbub.server.rooms import Rooms
 from hubbub.server.stats import Metrics, RateMeter
-from hubbub.store.base import Appended, MessageStore, Retention, StoreUnavailable
+from hubbub.store.base import Appended, MessageStore, Retention, Retry, StoreUnavailable
 
 log = logging.getLogger("hubbub.node")
 
@@ -79,10 +82,13 @@ class Node:
         """Other processes share the broker: ids must be sequenced, liveness kept."""
         self.id = secrets.token_hex(4)
         self.hub: Hub[Connection] = Hub()
+        self.watchers: Hub[Connection] = Hub()
+        """Connections watching a room: its messages reach them, nothing else does."""
         self.flusher = Flusher(settings.flush_delay)
         self._deflaters: dict[int, Deflater] = {}
         self.metrics = Metrics()
         self.metrics.rooms.set_function(self.hub.room_count)
+        self.metrics.watchers.set_function(self.watchers.size)
         self.registry = Registry(self.metrics, settings.heartbeat, clock)
         self.message_rate = RateMeter()
         self.started = clock()
@@ -108,6 +114,8 @@ class Node:
             clock,
             self._presence_lost,
             self.recount,
+            self.watchers,
+            settings.max_room_watchers,
         )
         self.dispatcher = Dispatcher(
             self.rooms,
@@ -241,11 +249,17 @@ class Node:
         self.broker.publish(Envelope(room, event, self.id, exclude))
 
     def deliver_here(self, room: str, event: ServerEvent, exclude: str | None = None) -> None:
+        """Deliver `event` to the room's members here; a message to its watchers too."""
         members = self.hub.members(room)
-        if members:
-            self.metrics.totals.deliveries += deliver_local(members, event, exclude)
-            if self.clustered and isinstance(event, UserJoined | UserLeft | OnlineUsers):
-                self.rooms.told(event)
+        recipients: Iterable[Connection] = members
+        watchers = self.watchers.members(room) if isinstance(event, ChatMessage) else None
+        if watchers:
+            recipients = chain(members, watchers) if members else watchers
+        elif not members:
+            return
+        self.metrics.totals.deliveries += deliver_local(recipients, event, exclude)
+        if self.clustered and isinstance(event, UserJoined | UserLeft | OnlineUsers):
+            self.rooms.told(event)
 
     def _message_stored(self, appended: Appended, then: Callable[[], None] | None) -> None:
         message = appended.message
@@ -260,6 +274,43 @@ class Node:
         if then is not None:
             self._after_delivery[message.room, message.id] = then
         self._sequenced(message)
+
+    async def post(self, room: str, publication: Publication) -> Appended:
+        """Store and publish a message that no connection sent (the HTTP publish API),
+        the way a client's message goes: stored (once per `ref`), then delivered here and
+        handed to the broker for the other nodes. Returns once it was delivered to this
+        node's members; a retry returns the first message, marked `duplicate`, and
+        publishes nothing. Raises `StoreUnavailable`.
+
+        The publishing happens when the store reports, not when this coroutine resumes,
+        so a caller that gives up waiting cannot leave a stored message unpublished."""
+        done: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
+
+        def settle(outcome: Appended | BaseException) -> None:
+            if done.done():
+                return
+            if isinstance(outcome, BaseException):
+                done.set_exception(outcome)
+            else:
+                done.set_result(outcome)
+
+        def stored(outcome: Appended | Exception) -> None:
+            if isinstance(outcome, Appended) and not outcome.duplicate:
+                self._message_stored(outcome, partial(settle, outcome))
+            else:
+                settle(outcome)
+
+        sender, ref = publication.sender, publication.ref
+        self.store.submit(
+            room,
+            sender,
+            publication.content,
+            self._wall_ms(),
+            None if ref is None else Retry(sender, ref),
+            stored,
+            publication.data,
+        )
+        return await done
 
     def deliver(self, envelope: Envelope) -> None:
         """An event another node published (the broker's `Subscriber`). An `online_users`

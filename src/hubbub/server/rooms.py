@@ -3,9 +3,17 @@ replay, and the coalesced `online_users`.
 
 Local membership (`Hub`) is what fan-out walks; presence (per username, on
 every node) decides `user_joined` and `user_left` and the lists. A node
-subscribes to a room's events while it has a member there; in a cluster it also
-follows the room's message ids (`Sequencer`) from the position the store had
-once the subscription was in force.
+subscribes to a room's events while it has a member or a watcher there; in a
+cluster it also follows the room's message ids (`Sequencer`) from the position
+the store had once the subscription was in force.
+
+Watchers are kept in a hub of their own, which only `message` events walk. They
+never reach presence: a watcher arriving costs no Redis call, no `user_joined`,
+no `online_users` to anyone, so a room of 10 000 viewers costs one frame per
+message per viewer and nothing per viewer arriving. Presence's room limit
+(`max_room_members`) is for members; each node bounds a room's watchers on its
+own (`max_watchers`): they cost it one frame each per message, as members do,
+and nothing elsewhere.
 """
 
 import asyncio
@@ -63,8 +71,14 @@ class Rooms:
         clock: Callable[[], float],
         presence_lost: Callable[[], None] = lambda: None,
         recount: Callable[[], Awaitable[None]] | None = None,
+        watchers: Hub[Connection] | None = None,
+        max_watchers: int = 10_000,
     ) -> None:
         self.hub = hub
+        self.watchers: Hub[Connection] = watchers if watchers is not None else Hub()
+        """Connections that watch a room here: its messages, no presence."""
+        self._max_watchers = max_watchers
+        """Watchers a room may have on this node (beyond: `room_full`)."""
         self._presence = presence
         self._broker = broker
         self._store = store
@@ -93,42 +107,61 @@ class Rooms:
         """Each room's coalesced `online_users` broadcast, when one is due."""
         self._tasks: set[asyncio.Task[None]] = set()
 
+    def here(self, room: str) -> bool:
+        """True while the room has a member or a watcher on this node."""
+        return self.hub.has(room) or self.watchers.has(room)
+
     async def enter(self, connection: Connection, action: Enter) -> None:
         room, username = action.room, action.username
-        already_in = connection in self.hub.members(room)
-        if not already_in and not await self._arrive(connection, room, username, action.ref):
+        if action.watch:
+            if not await self._watch(connection, room, username, action.ref):
+                return
+        elif connection not in self.hub.members(room) and not await self._arrive(
+            connection, room, username, action.ref
+        ):
             return
         if action.since is not None:
-            # From the moment the connection is a member (no await in between), live
+            # From the moment the connection is in the room (no await in between), live
             # frames wait behind the replay: reading presence below may suspend.
             connection.hold(room)
+        if action.watch:
+            if action.since is None:
+                if action.ref is not None:
+                    connection.send(Ack(action.ref))
+                return
+        else:
+            try:
+                users = await self._presence.users(room)
+            except PresenceUnavailable:
+                users = [username]
+            if action.since is None:
+                connection.send(OnlineUsers.of(room, users))
+                if action.ref is not None:
+                    connection.send(Ack(action.ref))
+                return
+            connection.deliver(OnlineUsers.of(room, users))
+        await self._replay(connection, room, action.since, action.ref)
+
+    async def _replay(self, connection: Connection, room: str, since: int, ref: Ref | None) -> None:
+        """Deliver what was stored after `since`, then the ack; then the live frames held
+        since the connection entered the room."""
+        last = since
         try:
-            users = await self._presence.users(room)
-        except PresenceUnavailable:
-            users = [username]
-        if action.since is None:
-            connection.send(OnlineUsers.of(room, users))
-            if action.ref is not None:
-                connection.send(Ack(action.ref))
-            return
-        connection.deliver(OnlineUsers.of(room, users))
-        last = action.since
-        try:
-            replayed = await replay(self._store, connection, room, action.since)
+            replayed = await replay(self._store, connection, room, since)
         except StoreUnavailable:
             # Not accepted: the connection leaves again, and may rejoin with the same since.
             connection.session.forget_room(room)
             await self.exit(connection, room)
             self._send_error(
-                connection, ErrorCode.UNAVAILABLE, "history unavailable; rejoin later", action.ref
+                connection, ErrorCode.UNAVAILABLE, "history unavailable; rejoin later", ref
             )
             return
         else:
             last = replayed.last
-            if action.ref is not None:
+            if ref is not None:
                 connection.deliver(
                     Ack(
-                        action.ref,
+                        ref,
                         replayed=replayed.count,
                         truncated=replayed.truncated,
                         reset=replayed.reset,
@@ -137,19 +170,55 @@ class Rooms:
         finally:
             connection.release(room, last)
 
+    async def _watch(
+        self, connection: Connection, room: str, username: str, ref: Ref | None
+    ) -> bool:
+        """Put the connection among the room's watchers here (a member there leaves the
+        room's presence). False (and the client told why) when it was not let in."""
+        if connection in self.watchers.members(room):
+            return True
+        member = connection in self.hub.members(room)
+        if not member and not self.here(room):
+            await self._follow(room)
+            if connection.phase is not Phase.OPEN:
+                if not self.here(room):
+                    self._stop_following(room)
+                return False
+        if len(self.watchers.members(room)) >= self._max_watchers:
+            # A full room has watchers here: its subscription stays.
+            connection.session.restore_room(room, False if member else None)
+            limit = self._max_watchers
+            self._send_error(
+                connection,
+                ErrorCode.ROOM_FULL,
+                f"room {room!r} has as many watchers as this server takes ({limit})",
+                ref,
+            )
+            return False
+        # From one hub to the other with no await in between: no message is missed or
+        # delivered twice.
+        if member:
+            self.hub.leave(room, connection)
+        self.watchers.join(room, connection)
+        if member:
+            await self._depart(room, username)
+        return True
+
     async def _arrive(
         self, connection: Connection, room: str, username: str, ref: Ref | None
     ) -> bool:
-        """Count the connection in the room's presence, then in its local members.
-        False (and the client told why) when it was not let in."""
+        """Count the connection in the room's presence, then in its local members (a
+        watcher there stops watching). False (and the client told why) when it was not
+        let in."""
+        watching = True if connection in self.watchers.members(room) else None
         try:
             arrival = await self._enter_presence(room, username)
         except PresenceUnavailable:
-            connection.session.forget_room(room)
+            connection.session.restore_room(room, watching)
             self._send_error(connection, ErrorCode.UNAVAILABLE, "presence unavailable", ref)
             return False
         if arrival is None:
-            connection.session.forget_room(room)
+            connection.session.restore_room(room, watching)
             limit = self._max_members
             self._send_error(
                 connection, ErrorCode.ROOM_FULL, f"room {room!r} is full ({limit})", ref
@@ -159,16 +228,16 @@ class Rooms:
             # Gone while presence answered: `disconnect` did not find it in the room.
             await self._depart(room, username)
             return False
-        if not self.hub.has(room):
+        if not self.here(room):
             # Before the connection is a member: `enter` holds its live frames from
             # then on, with no await in between.
             await self._follow(room)
             if connection.phase is not Phase.OPEN:
-                if not self.hub.has(room):
-                    self._broker.unsubscribe(room)
-                    self._unfollow(room)
+                if not self.here(room):
+                    self._stop_following(room)
                 await self._depart(room, username)
                 return False
+        self.watchers.leave(room, connection)
         self.hub.join(room, connection)
         if arrival.first:
             self._publish(room, UserJoined(username, room), None)
@@ -199,12 +268,20 @@ class Rooms:
             last = None
         self._deliver_sequenced(sequencer.start_at(room, last))
 
+    def _stop_following(self, room: str) -> None:
+        """The room's last member or watcher here is gone."""
+        self._broker.unsubscribe(room)
+        self._unfollow(room)
+
     async def exit(self, connection: Connection, room: str) -> None:
+        if self.watchers.leave(room, connection):
+            if not self.here(room):
+                self._stop_following(room)
+            return
         if not self.hub.leave(room, connection):
             return
-        if not self.hub.has(room):
-            self._broker.unsubscribe(room)
-            self._unfollow(room)
+        if not self.here(room):
+            self._stop_following(room)
         username = connection.session.username
         assert username is not None, "a connection in a room has a username"
         await self._depart(room, username)

@@ -158,11 +158,13 @@ async def serve(
     that a signal then waits for the graceful stop rather than killing it half-way."""
     server = await start(settings)
     tune_for_serving()
+    keys = len(settings.api_key)
     log.info(
-        "hubbub listening on %s (store: %s; authentication: %s)",
+        "hubbub listening on %s (store: %s; authentication: %s; publish API: %s)",
         server.url,
         describe_store(settings),
         "HS256 tokens" if settings.auth_secret else "none, the server is open to anyone",
+        f"on, {keys} key{'s' if keys > 1 else ''}" if keys else "off",
     )
     stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -71,6 +71,12 @@ class Metrics:
         self.errors = Counter(
             "hubbub_errors_sent", "error events sent to clients", ["code"], registry=self.registry
         )
+        self.http_publishes = Counter(
+            "hubbub_http_publishes",
+            "POST /rooms/{name}/messages answered, by HTTP status",
+            ["status"],
+            registry=self.registry,
+        )
         self.slow_consumers = Counter(
             "hubbub_slow_consumers",
             "Connections closed because their outbound buffer overflowed",
@@ -82,6 +88,11 @@ class Metrics:
             registry=self.registry,
         )
         self.rooms = Gauge("hubbub_rooms", "Rooms with at least one member", registry=self.registry)
+        self.watchers = Gauge(
+            "hubbub_watchers",
+            "Watchers on this node, per room watched (one connection may watch several)",
+            registry=self.registry,
+        )
         self.gc_pauses = GcPauses()
         self.registry.register(self.gc_pauses)
         # process_*: memory, CPU time, open and maximum file descriptors, start time

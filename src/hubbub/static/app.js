@@ -4,7 +4,6 @@
 import { Announcer } from "./announcer.js";
 import { Chat, guestName } from "./chat.js";
 import { Composer } from "./composer.js";
-import { socketUrl } from "./connection.js";
 import { isBlank } from "./content.js";
 import { avatar } from "./dom.js";
 import { Drawers } from "./drawers.js";
@@ -49,16 +48,10 @@ const prefs = loadPrefs();
 const store = new Store();
 const announcer = new Announcer($("announcer"));
 const toasts = new Toasts($("toasts"));
-const chat = new Chat(
-  store,
-  socketUrl(location, token),
-  {
-    onError: (text) => toasts.show(text),
-    onNewMessage: (room, message) =>
-      announcer.message(room, message, room.name === store.activeRoom),
-  },
-  { hasToken: Boolean(token) },
-);
+const chat = new Chat(store, token, {
+  onError: (text) => toasts.show(text),
+  onNewMessage: (room, message) => announcer.message(room, message, room.name === store.activeRoom),
+});
 
 const sidebar = new Sidebar({
   joined: $("joined-rooms"),
@@ -76,7 +69,7 @@ const status = new ConnectionStatus({
   problemTitle: $("problem-title"),
   problemDetail: $("problem-detail"),
   problemAdvice: $("problem-advice"),
-  onRetry: () => chat.connection.reconnectNow(),
+  onRetry: () => chat.reconnect(),
   onChange: (state, previous) => {
     if (state === "connected" && previous !== "connecting") announcer.say("Reconnected.");
     else if (state === "offline") announcer.say("You are offline.");

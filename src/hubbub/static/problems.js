@@ -1,38 +1,16 @@
 // Why the server refused the page's WebSocket, in words the reader can act on.
 //
 // A browser never shows a page the HTTP status of a refused upgrade: the
-// socket just closes. So after a connection that never opened, the page asks
-// the same address over plain HTTP (`probeUpgrade`), and the server runs the
-// same checks on that request and answers 401, 429 or 503 with the reason in a
-// JSON body, or 426 when they all pass (it is not an upgrade). A same-origin
+// socket just closes. So after a connection that never opened, client.js asks
+// the same address over plain HTTP and reports the answer as its state's
+// `refusal`: the server runs the same checks on that request and answers 401,
+// 429 or 503 with the reason in a JSON body, or 426 when they all pass (it is
+// not an upgrade). A same-origin
 // GET carries no `Origin` header, so the origin check (403) can only be
 // inferred: the checks pass, and yet the socket keeps failing.
 
-const PROBE_TIMEOUT_MS = 5_000;
 /** Upgrades that failed in a row while plain requests passed every check. */
 const UNEXPLAINED_BEFORE_BLAMING = 2;
-
-export async function probeUpgrade(socketUrl, fetcher = fetch) {
-  const address = new URL(socketUrl);
-  address.protocol = address.protocol === "wss:" ? "https:" : "http:";
-  let response;
-  try {
-    response = await fetcher(address.href, {
-      cache: "no-store",
-      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
-    });
-  } catch {
-    return null; // unreachable: reconnecting is all there is to do
-  }
-  let reason = "";
-  try {
-    const body = await response.json();
-    if (typeof body?.error === "string") reason = body.error;
-  } catch {
-    // not one of the server's refusals
-  }
-  return { status: response.status, reason };
-}
 
 /** Did the probe pass every check the server makes before an upgrade? */
 export function passedChecks(answer) {

@@ -9,6 +9,9 @@ Guarantees (checked by tests/contract/test_message_store.py for every store):
   stores nothing and returns the first message (its id, time and content, not
   the retry's), marked `duplicate`. Should retention have removed the first
   message already, a store may know only its id and time.
+- A message's `data` (any JSON value, or None) is kept with it and read back
+  equal (`==`, so `1.0` and `1` may come back as each other's JSON text but
+  never as a different value); a message without it reads back without it.
 - Content is kept exactly as given, whatever its characters; a store that
   cannot hold a character (PostgreSQL's text and NUL) refuses that append
   with an error rather than keep something else.
@@ -83,7 +86,13 @@ class MessageStore(Protocol):
         ...
 
     async def append(
-        self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None = None
+        self,
+        room: str,
+        sender: str,
+        content: str,
+        timestamp_ms: int,
+        retry: Retry | None = None,
+        data: object = None,
     ) -> Appended:
         """Store a message (once per `retry` key) and return it with its id."""
         ...
@@ -96,6 +105,7 @@ class MessageStore(Protocol):
         timestamp_ms: int,
         retry: Retry | None,
         stored: Stored,
+        data: object = None,
     ) -> None:
         """`append` without awaiting: `stored` is called on the event loop once the
         message is stored (or failed), possibly before `submit` returns; calls come in
@@ -127,13 +137,27 @@ class MessageStore(Protocol):
     async def close(self) -> None: ...
 
 
+class Submit(Protocol):
+    def __call__(
+        self,
+        room: str,
+        sender: str,
+        content: str,
+        timestamp_ms: int,
+        retry: Retry | None,
+        stored: Stored,
+        data: object = None,
+    ) -> None: ...
+
+
 async def submitted(
-    submit: Callable[[str, str, str, int, "Retry | None", Stored], None],
+    submit: Submit,
     room: str,
     sender: str,
     content: str,
     timestamp_ms: int,
     retry: "Retry | None",
+    data: object = None,
 ) -> Appended:
     """`append` for a store whose work is done by `submit`: its outcome, awaited."""
     future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
@@ -146,5 +170,5 @@ async def submitted(
         else:
             future.set_result(outcome)
 
-    submit(room, sender, content, timestamp_ms, retry, stored)
+    submit(room, sender, content, timestamp_ms, retry, stored, data)
     return await future

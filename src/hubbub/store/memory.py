@@ -17,9 +17,15 @@ class MemoryStore:
         return None
 
     async def append(
-        self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None = None
+        self,
+        room: str,
+        sender: str,
+        content: str,
+        timestamp_ms: int,
+        retry: Retry | None = None,
+        data: object = None,
     ) -> Appended:
-        return self._append(room, sender, content, timestamp_ms, retry)
+        return self._append(room, sender, content, timestamp_ms, retry, data)
 
     def submit(
         self,
@@ -29,18 +35,25 @@ class MemoryStore:
         timestamp_ms: int,
         retry: Retry | None,
         stored: Stored,
+        data: object = None,
     ) -> None:
-        stored(self._append(room, sender, content, timestamp_ms, retry))
+        stored(self._append(room, sender, content, timestamp_ms, retry, data))
 
     def _append(
-        self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None
+        self,
+        room: str,
+        sender: str,
+        content: str,
+        timestamp_ms: int,
+        retry: Retry | None,
+        data: object,
     ) -> Appended:
         if retry is not None:
             first = self._retries.get((room, retry.sender, retry.key()))
             if first is not None and timestamp_ms - first.timestamp_ms < DEDUPE_WINDOW_MS:
                 return Appended(first, duplicate=True)
         self._last_ids[room] += 1
-        message = ChatMessage(self._last_ids[room], room, sender, content, timestamp_ms)
+        message = ChatMessage(self._last_ids[room], room, sender, content, timestamp_ms, data)
         self._rooms[room].append(message)
         if retry is not None:
             self._retries[(room, retry.sender, retry.key())] = message

@@ -35,6 +35,7 @@ from typing import TypeAlias, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
+import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from hubbub.protocol.events import ChatMessage
@@ -130,6 +131,10 @@ class _Append:
     timestamp_ms: int
     key: str | None
     stored: Stored
+    data: object = None
+    """The message's `data` as given (None: it has none)."""
+    data_text: str | None = None
+    """The same encoded as JSON, as stored."""
 
 
 class PostgresStore:
@@ -215,9 +220,15 @@ class PostgresStore:
     # --- appending ---------------------------------------------------------------------
 
     async def append(
-        self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None = None
+        self,
+        room: str,
+        sender: str,
+        content: str,
+        timestamp_ms: int,
+        retry: Retry | None = None,
+        data: object = None,
     ) -> Appended:
-        return await submitted(self.submit, room, sender, content, timestamp_ms, retry)
+        return await submitted(self.submit, room, sender, content, timestamp_ms, retry, data)
 
     def submit(
         self,
@@ -227,12 +238,14 @@ class PostgresStore:
         timestamp_ms: int,
         retry: Retry | None,
         stored: Stored,
+        data: object = None,
     ) -> None:
         if self._writer is None:
             stored(StoreUnavailable("store is not open"))
             return
         key = retry.key() if retry is not None else None
-        self._queue.append(_Append(room, sender, content, timestamp_ms, key, stored))
+        text = None if data is None else orjson.dumps(data).decode()
+        self._queue.append(_Append(room, sender, content, timestamp_ms, key, stored, data, text))
         self._wakeup.set()
 
     async def _write_loop(self) -> None:
@@ -271,12 +284,13 @@ class PostgresStore:
             [a.content for a in batch],
             [a.timestamp_ms for a in batch],
             [a.key for a in batch],
+            [a.data_text for a in batch],
         )
 
         async def run(connection: Connection) -> list[asyncpg.Record]:
             return await connection.fetch(
-                "SELECT message_id, duplicate, first_ts, first_content"
-                " FROM hubbub_append($1, $2, $3, $4, $5, $6)",
+                "SELECT message_id, duplicate, first_ts, first_content, first_data"
+                " FROM hubbub_append($1, $2, $3, $4, $5, $6, $7)",
                 *columns,
                 DEDUPE_WINDOW_MS,
             )
@@ -290,16 +304,27 @@ class PostgresStore:
                     raise
                 log.debug("append batch not stored (%s); trying again", error)
         outcomes: list[Appended | Exception] = []
-        for append, (message_id, duplicate, first_ts, first_content) in zip(
+        for append, (message_id, duplicate, first_ts, first_content, first_data) in zip(
             batch, rows, strict=True
         ):
             if duplicate:
-                # The first message's content, unless retention already removed it.
-                content = append.content if first_content is None else first_content
-                message = ChatMessage(message_id, append.room, append.sender, content, first_ts)
+                # The first message's content and data, unless retention already removed it.
+                content, data = (
+                    (append.content, append.data)
+                    if first_content is None
+                    else (first_content, _data(first_data))
+                )
+                message = ChatMessage(
+                    message_id, append.room, append.sender, content, first_ts, data
+                )
             else:
                 message = ChatMessage(
-                    message_id, append.room, append.sender, append.content, append.timestamp_ms
+                    message_id,
+                    append.room,
+                    append.sender,
+                    append.content,
+                    append.timestamp_ms,
+                    append.data,
                 )
             outcomes.append(Appended(message, duplicate=duplicate))
         return outcomes
@@ -309,7 +334,7 @@ class PostgresStore:
     async def history(self, room: str, before: int | None, limit: int) -> Page:
         async def run(connection: Connection) -> Page:
             rows = await connection.fetch(
-                "SELECT id, sender, content, ts_ms FROM messages WHERE room = $1 AND id < $2"
+                "SELECT id, sender, content, ts_ms, data FROM messages WHERE room = $1 AND id < $2"
                 " ORDER BY id DESC LIMIT $3",
                 room,
                 before if before is not None else 2**63 - 1,
@@ -324,7 +349,7 @@ class PostgresStore:
     async def since(self, room: str, after: int, upto: int | None, limit: int) -> Page:
         async def run(connection: Connection) -> Page:
             rows = await connection.fetch(
-                "SELECT id, sender, content, ts_ms FROM messages"
+                "SELECT id, sender, content, ts_ms, data FROM messages"
                 " WHERE room = $1 AND id > $2 AND id <= $3 ORDER BY id LIMIT $4",
                 room,
                 after,
@@ -538,7 +563,12 @@ def _refusal(append: _Append) -> ValueError | None:
 
 
 def _messages(room: str, rows: list[asyncpg.Record]) -> tuple[ChatMessage, ...]:
-    return tuple(ChatMessage(row[0], room, row[1], row[2], row[3]) for row in rows)
+    return tuple(ChatMessage(row[0], room, row[1], row[2], row[3], _data(row[4])) for row in rows)
+
+
+def _data(stored: str | None) -> object:
+    """A message's `data` from its stored JSON text (None: the message has none)."""
+    return None if stored is None else orjson.loads(stored)
 
 
 def _tell(stored: Stored, outcome: Appended | Exception) -> None:

@@ -105,6 +105,10 @@ class _Append:
     timestamp_ms: int
     key: str | None
     stored: Stored
+    data: object = None
+    """The message's `data` as given (None: it has none)."""
+    data_text: str | None = None
+    """The same encoded as JSON, as stored."""
 
 
 _Queued: TypeAlias = _Job | list[_Append] | None
@@ -337,9 +341,15 @@ class SqliteStore:
     # --- the interface -----------------------------------------------------------------
 
     async def append(
-        self, room: str, sender: str, content: str, timestamp_ms: int, retry: Retry | None = None
+        self,
+        room: str,
+        sender: str,
+        content: str,
+        timestamp_ms: int,
+        retry: Retry | None = None,
+        data: object = None,
     ) -> Appended:
-        return await submitted(self.submit, room, sender, content, timestamp_ms, retry)
+        return await submitted(self.submit, room, sender, content, timestamp_ms, retry, data)
 
     def submit(
         self,
@@ -349,17 +359,19 @@ class SqliteStore:
         timestamp_ms: int,
         retry: Retry | None,
         stored: Stored,
+        data: object = None,
     ) -> None:
         if not self._writing or self._pacer is None:
             stored(StoreUnavailable("store is not open"))
             return
         key = retry.key() if retry is not None else None
-        self._pacer.add(room, _Append(room, sender, content, timestamp_ms, key, stored))
+        text = None if data is None else orjson.dumps(data).decode()
+        self._pacer.add(room, _Append(room, sender, content, timestamp_ms, key, stored, data, text))
 
     async def history(self, room: str, before: int | None, limit: int) -> Page:
         def run(connection: sqlite3.Connection) -> Page:
             rows = connection.execute(
-                "SELECT id, sender, content, ts_ms FROM messages WHERE room = ? AND id < ?"
+                "SELECT id, sender, content, ts_ms, data FROM messages WHERE room = ? AND id < ?"
                 " ORDER BY id DESC LIMIT ?",
                 (room, before if before is not None else 2**63 - 1, limit + 1),
             ).fetchall()
@@ -372,7 +384,7 @@ class SqliteStore:
     async def since(self, room: str, after: int, upto: int | None, limit: int) -> Page:
         def run(connection: sqlite3.Connection) -> Page:
             rows = connection.execute(
-                "SELECT id, sender, content, ts_ms FROM messages"
+                "SELECT id, sender, content, ts_ms, data FROM messages"
                 " WHERE room = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
                 (room, after, upto if upto is not None else 2**63 - 1, limit + 1),
             ).fetchall()
@@ -508,9 +520,19 @@ def _store_appends(
                 continue
         last = last_ids[room] if room in last_ids else cached_last_ids[room]
         message_id = last_ids[room] = last + 1
-        message = ChatMessage(message_id, room, append.sender, append.content, append.timestamp_ms)
+        message = ChatMessage(
+            message_id, room, append.sender, append.content, append.timestamp_ms, append.data
+        )
         rows.append(
-            (room, append.sender, message_id, append.content, append.timestamp_ms, append.key)
+            (
+                room,
+                append.sender,
+                message_id,
+                append.content,
+                append.timestamp_ms,
+                append.key,
+                append.data_text,
+            )
         )
         if append.key is not None:
             fresh[key] = message
@@ -521,10 +543,10 @@ def _store_appends(
     return _Stored(results, firsts, last_ids)
 
 
-_Row: TypeAlias = tuple[str, str, int, str, int, str | None]
-"""(room, sender, id, content, ts_ms, retry_key), in the columns' order."""
+_Row: TypeAlias = tuple[str, str, int, str, int, str | None, str | None]
+"""(room, sender, id, content, ts_ms, retry_key, data), in the columns' order."""
 
-_INSERT = "INSERT INTO messages (room, sender, id, content, ts_ms, retry_key)"
+_INSERT = "INSERT INTO messages (room, sender, id, content, ts_ms, retry_key, data)"
 
 
 def _insert(connection: sqlite3.Connection, rows: list[_Row]) -> None:
@@ -533,7 +555,7 @@ def _insert(connection: sqlite3.Connection, rows: list[_Row]) -> None:
     if any("\x00" in row[1] or "\x00" in row[3] or "\x00" in (row[5] or "") for row in rows):
         connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.executemany(f"{_INSERT} VALUES (?, ?, ?, ?, ?, ?)", rows)
+            connection.executemany(f"{_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
@@ -542,7 +564,7 @@ def _insert(connection: sqlite3.Connection, rows: list[_Row]) -> None:
         return
     connection.execute(
         f"{_INSERT} SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,"
-        " value ->> 5 FROM json_each(?)",
+        " value ->> 5, value ->> 6 FROM json_each(?)",
         (orjson.dumps(rows).decode(),),
     )
 
@@ -551,13 +573,17 @@ def _first_message(
     connection: sqlite3.Connection, retry: _Append, first: tuple[int, int]
 ) -> ChatMessage:
     """The stored message a retry repeats. Once retention removed it, only its id and
-    time are known (the retry is still recognised): its content is then the retry's."""
+    time are known (the retry is still recognised): its content and data are then the
+    retry's."""
     message_id, timestamp = first
     row = connection.execute(
-        "SELECT content FROM messages WHERE room = ? AND id = ?", (retry.room, message_id)
+        "SELECT content, data FROM messages WHERE room = ? AND id = ?", (retry.room, message_id)
     ).fetchone()
-    content = retry.content if row is None else row[0]
-    return ChatMessage(message_id, retry.room, retry.sender, content, timestamp)
+    if row is None:
+        content, data = retry.content, retry.data
+    else:
+        content, data = row[0], _data(row[1])
+    return ChatMessage(message_id, retry.room, retry.sender, content, timestamp, data)
 
 
 def _last_id_of(room: str) -> str:
@@ -616,7 +642,12 @@ def _rooms_with_messages(connection: sqlite3.Connection) -> list[str]:
 
 
 def _messages(room: str, rows: list[Any]) -> tuple[ChatMessage, ...]:
-    return tuple(ChatMessage(row[0], room, row[1], row[2], row[3]) for row in rows)
+    return tuple(ChatMessage(row[0], room, row[1], row[2], row[3], _data(row[4])) for row in rows)
+
+
+def _data(stored: str | None) -> object:
+    """A message's `data` from its stored JSON text (None: the message has none)."""
+    return None if stored is None else orjson.loads(stored)
 
 
 def _take_all(jobs: "queue.SimpleQueue[_Queued]") -> list["_Job | _Append"]:
