@@ -207,6 +207,7 @@ valid_refs = st.one_of(
     st.text(max_size=MAX_REF),
     st.integers(min_value=-(10**62), max_value=10**64 - 1),
     st.sampled_from(["", "x" * MAX_REF, 0, -1, 10**63, -(10**62)]),
+    st.integers(min_value=-(2**53), max_value=2**53).map(float),
 )
 invalid_refs = pick(
     st.text(min_size=MAX_REF + 1, max_size=MAX_REF + 10),
@@ -215,7 +216,7 @@ invalid_refs = pick(
     st.sampled_from(["x" * (MAX_REF + 1), 10**64, -(10**63)]),
     huge_signed,
     st.booleans(),
-    st.floats(),
+    st.floats().filter(lambda f: not is_exact_whole(f)),
     nested,
     st.binary(max_size=10),
 )
@@ -311,8 +312,21 @@ def events(draw: st.DrawFn, kinds: st.SearchStrategy[Any] = types) -> dict[str, 
 # --- PROTOCOL.md's rules, stated without validation.py ---------------------------------
 
 
+def is_exact_whole(value: float) -> bool:
+    """A float that stands for one integer: whole, and at most 2^53 from 0."""
+    return value.is_integer() and abs(value) <= 2**53
+
+
+def echoed(ref: object) -> object:
+    """The ref as answers carry it: a whole float as the integer it equals."""
+    return int(ref) if isinstance(ref, float) else ref
+
+
 def ref_is_valid(value: object) -> bool:
-    """A string or an int of at most 64 characters (an int's sign counts as one)."""
+    """A string or an int of at most 64 characters (an int's sign counts as one), or a
+    float that is exactly an integer (JSON Schema's `integer`)."""
+    if isinstance(value, float) and is_exact_whole(value):
+        return True
     if isinstance(value, bool) or not isinstance(value, str | int):
         return False
     if isinstance(value, str):
@@ -456,7 +470,7 @@ def check_event(event: Any, not_an_object: ErrorCode = ErrorCode.BAD_JSON) -> Co
         assert outcome.code is code, (event, outcome)
         assert outcome.ref == ref
         if ref is not None:
-            assert type(outcome.ref) is type(ref)
+            assert type(outcome.ref) is type(echoed(ref))
     else:
         assert code is None, (event, outcome)
         assert_matches_event(outcome, event)
@@ -688,7 +702,7 @@ def test_a_refusal_carries_the_events_valid_ref(event: dict[str, Any], ref: str 
     outcome = check_event(event)
     if isinstance(outcome, Refusal):
         assert outcome.ref == ref
-        assert type(outcome.ref) is type(ref)
+        assert type(outcome.ref) is type(echoed(ref))
     else:
         assert outcome.ref == ref
 
