@@ -19,6 +19,7 @@ from hubbub.protocol.validation import (
     MAX_USERNAME,
     ROOM_PATTERN,
 )
+from hubbub.server.publish import TOO_LARGE
 
 Schema = dict[str, Any]
 
@@ -103,7 +104,10 @@ _SCHEMAS: dict[str, Schema] = {
                 "type": "object",
                 "required": ["code", "message"],
                 "properties": {
-                    "code": {"type": "string", "enum": [code.value for code in ErrorCode]},
+                    "code": {
+                        "type": "string",
+                        "enum": [*(code.value for code in ErrorCode), TOO_LARGE],
+                    },
                     "message": {"type": "string"},
                 },
             }
@@ -286,7 +290,7 @@ def _publish() -> Schema:
             "401": error("No API key was given."),
             "403": error("The API key is wrong."),
             "404": {"description": "No API key is configured: the route does not exist."},
-            "413": {"description": "The body is larger than the message size limit."},
+            "413": error("The body is larger than the message size limit (`too_large`)."),
             "503": error("The store or the broker is unavailable; retry with the same ref."),
         },
     }
