@@ -26,6 +26,18 @@ async def test_chat_page_is_served(server: RunningServer) -> None:
     assert "<html" in body.lower()
 
 
+@pytest.mark.parametrize("path", ["/client.js", "/static/client.js", "/static/style.css"])
+async def test_the_pages_files_are_revalidated_before_use(server: RunningServer, path: str) -> None:
+    """A release changes them: a browser must ask (and gets 304 while they are the same)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.url + path) as response:
+            assert response.status == 200
+            assert response.headers["Cache-Control"] == "no-cache"
+            etag = response.headers["ETag"]
+        async with http.get(server.url + path, headers={"If-None-Match": etag}) as again:
+            assert again.status == 304
+
+
 async def test_rooms_lists_occupied_rooms_with_distinct_users(
     server: RunningServer, connect: Connect
 ) -> None:

@@ -77,6 +77,7 @@ def build_app(settings: Settings, store: MessageStore | None = None) -> web.Appl
     app.router.add_get("/openapi.json", headers.cors(http.openapi))
     app.router.add_static("/static/", http.STATIC_DIR)
     app.on_response_prepare.append(headers.no_sniffing)
+    app.on_response_prepare.append(headers.revalidate_static)
     app.on_startup.append(_start_node)
     app.on_shutdown.append(_close_connections)
     app.on_cleanup.append(_stop_node)

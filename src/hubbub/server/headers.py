@@ -64,6 +64,18 @@ async def no_sniffing(request: web.Request, response: web.StreamResponse) -> Non
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
+REVALIDATED = ("/static/", "/client.js")
+"""Paths whose files change with every release: without a `Cache-Control`, browsers cache
+them by heuristic (a tenth of their age) and may run last release's client.js beside this
+release's page. `no-cache` keeps them cached but asks first (the ETag answers 304)."""
+
+
+async def revalidate_static(request: web.Request, response: web.StreamResponse) -> None:
+    """For `on_response_prepare`: the page's scripts and styles are revalidated before use."""
+    if request.path.startswith(REVALIDATED):
+        response.headers.setdefault(hdrs.CACHE_CONTROL, "no-cache")
+
+
 def cors(handler: Handler) -> Handler:
     """`handler`'s answers, readable by pages of the allowed origins."""
 
