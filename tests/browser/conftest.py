@@ -124,6 +124,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running.stop()
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def memory_server(tmp_path: Path) -> AsyncIterator[Server]:
+    """A server that forgets every message when it restarts."""
+    running = Server(tmp_path, "--store", "memory")
+    await asyncio.to_thread(running.start)
+    yield running
+    await asyncio.to_thread(running.stop)
+
+
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def browser() -> AsyncIterator[Browser]:
     if not CHROMIUM_INSTALLED:

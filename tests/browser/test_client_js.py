@@ -297,15 +297,6 @@ async def test_a_burst_waits_for_retry_after_and_every_send_resolves_in_order(
     assert await events(page, "error") == []
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def memory_server(tmp_path: Path) -> AsyncIterator[Server]:
-    """A server that forgets every message when it restarts."""
-    running = Server(tmp_path, "--store", "memory")
-    await asyncio.to_thread(running.start)
-    yield running
-    await asyncio.to_thread(running.stop)
-
-
 async def test_a_reset_forgets_the_rooms_ids_and_says_so(
     page: Page, memory_server: Server, clients: list[ChatClient]
 ) -> None:

@@ -126,15 +126,6 @@ async def test_page_shows_what_was_posted_while_the_server_restarted_exactly_onc
     assert ids == sorted(set(ids)), "ids survive the restart, increasing"
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def memory_server(tmp_path: Path) -> AsyncIterator[Server]:
-    """A server that forgets every message when it restarts."""
-    running = Server(tmp_path, "--store", "memory")
-    await asyncio.to_thread(running.start)
-    yield running
-    await asyncio.to_thread(running.stop)
-
-
 async def test_page_forgets_a_reset_rooms_messages_and_shows_what_follows(
     new_page: NewPage, memory_server: Server, clients: list[ChatClient]
 ) -> None:

@@ -13,6 +13,7 @@ from hubbub.client import ChatClient, ServerError
 from hubbub.protocol.validation import MAX_DATA_BYTES
 from hubbub.server.runner import RunningServer
 from tests.conftest import StartServer
+from tests.server.reading import every_read_path
 
 TICK = {"symbol": "AAPL", "price": 191.2, "change": 0.004, "tags": ["nasdaq", None]}
 ORDERED = {"z": 1, "a": {"y": [1.0, 2], "b": True}, "": "empty key"}
@@ -27,24 +28,6 @@ async def server(
     if store == "postgresql":
         store = request.getfixturevalue("postgres_dsn")
     return await start_server(store=store, data_dir=str(tmp_path / "data"))
-
-
-async def every_read_path(server: RunningServer, room: str) -> dict[str, list[Any]]:
-    """The room's stored messages as each way of reading them gives them."""
-    async with await ChatClient.connect(server.ws_url) as reader, aiohttp.ClientSession() as http:
-        await reader.send({"type": "history", "room": room})
-        page = await reader.expect("history")
-        ack = await reader.join(room, "reader", since=0)
-        replayed = [e for e in reader.received if e["type"] == "message"]
-        assert len(replayed) == ack["replayed"]
-        async with http.get(f"{server.url}/rooms/{room}/messages") as response:
-            assert response.status == 200
-            listed = await response.json(loads=orjson.loads)
-    return {
-        "history": page["messages"],
-        "replay": replayed,
-        "http": listed["messages"],
-    }
 
 
 def deep(levels: int) -> object:

@@ -4,7 +4,6 @@ import asyncio
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from hubbub.client import ChatClient, ServerError
 from hubbub.server.runner import RunningServer
 from tests.conftest import Connect, StartServer
+from tests.server.reading import every_read_path
 
 
 @pytest.fixture
@@ -19,23 +19,10 @@ def data_dir(tmp_path: Path) -> str:
     return str(tmp_path / "data")
 
 
-async def every_read_path(server: RunningServer, room: str) -> dict[str, list[str]]:
-    """The room's stored contents as each way of reading them gives them: the `history`
-    event, replay with `since`, and `GET /rooms/{name}/messages`."""
-    async with await ChatClient.connect(server.ws_url) as reader, aiohttp.ClientSession() as http:
-        await reader.send({"type": "history", "room": room})
-        page = await reader.expect("history")
-        ack = await reader.join(room, "reader", since=0)
-        replayed = [e for e in reader.received if e["type"] == "message"]
-        assert len(replayed) == ack["replayed"]
-        async with http.get(f"{server.url}/rooms/{room}/messages") as response:
-            assert response.status == 200
-            listed: dict[str, Any] = await response.json()
-    return {
-        "history": [m["content"] for m in page["messages"]],
-        "replay": [m["content"] for m in replayed],
-        "http": [m["content"] for m in listed["messages"]],
-    }
+async def contents_by_read_path(server: RunningServer, room: str) -> dict[str, list[str]]:
+    """Each read path's messages (see `every_read_path`), by content only."""
+    paths = await every_read_path(server, room)
+    return {path: [m["content"] for m in messages] for path, messages in paths.items()}
 
 
 EXACT_CONTENTS = [
@@ -64,7 +51,7 @@ async def test_content_is_stored_and_delivered_exactly_as_sent(
             await ann.say(content)
         live = [(await bob.expect("message"))["content"] for _ in EXACT_CONTENTS]
         assert live == EXACT_CONTENTS
-    paths = await every_read_path(server, "r")
+    paths = await contents_by_read_path(server, "r")
     assert paths == {"history": EXACT_CONTENTS, "replay": EXACT_CONTENTS, "http": EXACT_CONTENTS}
 
 
@@ -90,7 +77,7 @@ async def test_content_with_control_characters_is_refused_and_nothing_is_kept(
         assert (await bob.expect("message"))["content"] == "next"
         assert not bob.pending("message")
         assert ann.close_code is None
-    paths = await every_read_path(server, "probe")
+    paths = await contents_by_read_path(server, "probe")
     assert paths == {"history": ["next"], "replay": ["next"], "http": ["next"]}
 
 
