@@ -204,10 +204,13 @@ class Connection:
             return
         if live and self._floors and frame.message is not None and self._below_floor(frame.message):
             return
-        size = len(frame.payload)
-        if self._queued_bytes + size > self._room and not self._admit(frame, size):
-            return
-        self._queued_bytes += size
+        size = frame.size
+        queued = self._queued_bytes + size
+        if queued > self._room:
+            if not self._admit(frame, size):
+                return
+            queued = self._queued_bytes + size  # `_admit` may have shed queued frames
+        self._queued_bytes = queued
         if live and self._held is not None:
             self._held.append(frame)
             return
@@ -215,7 +218,11 @@ class Connection:
             self._next = frame
         else:
             self._push(frame)
-        self._kick()
+        # `_kick`'s first case, without the call: the usual one.
+        if not self._flush_scheduled:
+            self._flush_scheduled = self._flusher.mark(self)
+        else:
+            self._kick()
 
     def _push(self, frame: Frame) -> None:
         """Queue `frame` behind the next one."""
@@ -246,39 +253,52 @@ class Connection:
             self._flush_scheduled = self._flusher.mark_now(self)
 
     def flush(self) -> int:
-        """Write every queued frame in one system call; how many frames that was."""
-        self._flush_scheduled = NOT_SCHEDULED
+        """Write every queued frame in one system call; how many frames that was.
+
+        Runs once per member per broadcast (and write): the usual case, one frame
+        and a socket that takes it all, costs as few steps as it can."""
+        self._flush_scheduled = 0  # NOT_SCHEDULED
         frame = self._next
         if frame is None:
             return 0
         self._next = None
         deflater = self._deflater
-        if self._queue is None:
-            frames = None
+        queue = self._queue
+        if queue is None:
+            count = 1
             data = frame.wire if deflater is None else frame.deflated_wire(deflater)
+            if self._held is None:
+                self._queued_bytes = 0
+            else:
+                self._queued_bytes -= frame.size
         else:
-            frames = [frame, *self._queue]
+            frames = [frame, *queue]
             self._queue = None
+            count = len(frames)
             if deflater is None:
                 data = b"".join([queued.wire for queued in frames])
             else:
                 data = b"".join([queued.deflated_wire(deflater) for queued in frames])
-        if self._held is None:
-            self._queued_bytes = 0
-        else:
-            self._queued_bytes -= sum([len(sent.payload) for sent in frames or (frame,)])
+            if self._held is None:
+                self._queued_bytes = 0
+            else:
+                self._queued_bytes -= sum([sent.size for sent in frames])
         transport = self._transport
-        if not transport.is_closing():
-            if self._lag_check is not None:
-                self._drained_since_lag()
-            transport.write(data)
-            backlog = transport.get_write_buffer_size()
-            self._room = self._cap - backlog if backlog <= self._max_buffer >> 1 else -1
-            if backlog > self._max_buffer and self._lag_check is None:
-                self._lag_check = asyncio.get_running_loop().call_later(
-                    self._lag_grace, self._judge_backlog
-                )
-        return 1 if frames is None else len(frames)
+        if transport.is_closing():
+            return count
+        if self._lag_check is not None:
+            self._drained_since_lag()
+        transport.write(data)
+        backlog = transport.get_write_buffer_size()
+        if not backlog:
+            self._room = self._cap
+            return count
+        self._room = self._cap - backlog if backlog <= self._max_buffer >> 1 else -1
+        if backlog > self._max_buffer and self._lag_check is None:
+            self._lag_check = asyncio.get_running_loop().call_later(
+                self._lag_grace, self._judge_backlog
+            )
+        return count
 
     def ping(self) -> None:
         """Queue a WebSocket ping, ahead of frames held back by a replay."""
@@ -338,7 +358,7 @@ class Connection:
         for frame in held:
             message = frame.message
             if message is not None and message[0] == room and message[1] <= replayed_up_to:
-                self._queued_bytes -= len(frame.payload)
+                self._queued_bytes -= frame.size
                 continue
             self._push(frame)
         if self._next is not None:
@@ -425,7 +445,7 @@ class Connection:
         self._next, self._queue = (kept[0], kept[1:] or None) if kept else (None, None)
         if self._held is not None:
             self._held = held
-        self._queued_bytes = sum(len(queued.payload) for queued in (*kept, *held))
+        self._queued_bytes = sum(queued.size for queued in (*kept, *held))
         if self.buffered() + needed <= self._cap:
             return True
         self._give_up()

@@ -33,6 +33,7 @@ class Frame:
         "opcode",
         "payload",
         "sheddable",
+        "size",
         "wire",
     )
 
@@ -45,6 +46,8 @@ class Frame:
         opcode: Opcode | None = None,
     ) -> None:
         self.payload = payload
+        self.size = len(payload)
+        """The payload's length: what the frame counts for in a connection's queue."""
         self.opcode = opcode if opcode is not None else Opcode.BINARY if binary else Opcode.TEXT
         self.sheddable = sheddable
         self.message = message
