@@ -53,6 +53,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         " CPU per delivery at one rate with more samples (a failing step does not stop them)",
     )
     parser.add_argument(
+        "--s1-probes",
+        type=int,
+        help="S1 members that parse every frame for latency (default 50); the others only"
+        " count deliveries, so the generator keeps up; 0: every member parses (the old way)",
+    )
+    parser.add_argument(
         "--w-rate",
         type=int,
         help="W's send rate into the room of watchers instead of 20 msg/s (quick: 20)",
@@ -130,6 +136,10 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         sizes = replace(sizes, w_rate=args.w_rate)
     if args.w_watchers:
         sizes = replace(sizes, w_watchers=args.w_watchers)
+    if args.s1_probes is not None:
+        if args.s1_probes < 0:
+            raise SystemExit("--s1-probes must be 0 or more")
+        sizes = replace(sizes, s1_probes=args.s1_probes)
     if not args.s1_rates:
         return sizes
     return replace(sizes, s1_rates=args.s1_rates, s1_stop_on_failure=False)

@@ -41,6 +41,9 @@ class Sizes:
     """Seconds W keeps counting frames after the last watcher's ack."""
     s1_stop_on_failure: bool = True
     """False when the rates were given (`--s1-rates 50,50,50`): every one is a sample."""
+    s1_probes: int = 50
+    """S1: members of the room that parse every frame for latency; the others only count
+    deliveries. 0: every member is a probe (as before counting members existed)."""
 
 
 FULL = Sizes(

@@ -3,10 +3,14 @@
 The coordinator drives it through a multiprocessing pipe with commands (`connect`,
 `join`, `settle`, `join_burst`, `watch_burst`, `load`, `drain`, `close`, `stop`), one
 at a time;
-each answers with a plain dict. Receiving is the hot path: a frame costs a substring
-test, and only `message` frames are decoded (orjson) to read the send time that the
-sender put into `content` as "<monotonic_ns>:<step>" (every server echoes content
-unchanged, so latency needs no server support).
+each answers with a plain dict. Receiving is the hot path. A member is one of two kinds:
+
+- a probe (picows or aiohttp, `client.py`) gets a callback per frame: a substring test,
+  and for a `message` frame the send time that the sender put into `content` as
+  "<monotonic_ns>:<step>" (every server echoes content unchanged, so latency needs no
+  server support). Latency comes from probes only.
+- a counting member (`sink.py`) only counts its room's deliveries of the step, which
+  costs a tenth of a probe's CPU per frame; the delivery ratio counts both kinds.
 """
 
 import asyncio
@@ -23,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bench import client
+from bench import client, sink
 
 COUNT_PATTERN = re.compile(rb'"count"\s*:\s*(\d+)')
 TYPE_PATTERN = re.compile(rb'"type"\s*:\s*"([a-z_]+)"')
@@ -43,6 +47,7 @@ class Member:
         "node",
         "online_count",
         "open",
+        "probe",
         "room",
         "room_size",
         "sender",
@@ -59,6 +64,7 @@ class Member:
         node: int = 0,
         sender: bool = True,
         watch: bool = False,
+        probe: bool = True,
     ) -> None:
         self.username = username
         self.room = room
@@ -70,6 +76,8 @@ class Member:
         self.watch = watch
         """Joins as a watcher (protocol 1.1): settled by its join's ack, as it gets no
         online_users."""
+        self.probe = probe or watch
+        """Parses every frame (latency); otherwise a counting member (`sink.Sink`)."""
         self.connection: client.Connection | None = None
         self.open = False
         self.online_count = 0
@@ -101,6 +109,10 @@ class Worker:
         self.expected = 0
         self.latencies: list[array[int]] = [array("q")]
         """Per node that the receiving member is connected to."""
+        self.board = sink.Board()
+        """The counting members' tally of the step."""
+        self.board.on_count = self._check_drained
+        self.sinks: list[sink.Sink] = []
         self.drained = asyncio.Event()
         # Presence: how many members have seen the final online_users count.
         self.settled = 0
@@ -135,9 +147,10 @@ class Worker:
 
     def _on_online_users(self, member: Member, payload: bytes) -> None:
         match = COUNT_PATTERN.search(payload)
-        if match is None:
-            return
-        count = int(match.group(1))
+        if match is not None:
+            self._on_online_count(member, int(match.group(1)))
+
+    def _on_online_count(self, member: Member, count: int) -> None:
         member.online_count = count
         reply = member.join_reply
         if reply is not None and not reply.done():
@@ -168,7 +181,12 @@ class Worker:
             return
         self.received += 1
         self.latencies[member.node].append(now - int(sent))
-        if self.received >= self.expected > 0:
+        if self.received + self.board.counted >= self.expected > 0:
+            self.drained.set()
+
+    def _check_drained(self) -> None:
+        """After a read of a counting member: called once per read, not per frame."""
+        if self.received + self.board.counted >= self.expected > 0:
             self.drained.set()
 
     def on_close(self, member: Member) -> None:
@@ -186,12 +204,12 @@ class Worker:
     async def connect(
         self,
         urls: list[str],
-        members: list[tuple[str, str, int, int, bool]],
+        members: list[tuple[str, str, int, int, bool, bool, bool]],
         compress: bool = False,
         prefer: str = "auto",
     ) -> dict[str, Any]:
-        """Open one connection per (username, room, room_size, node, sender) to the node's
-        URL in `urls`; a refused one is counted."""
+        """Open one connection per (username, room, room_size, node, sender, watch, probe)
+        to the node's URL in `urls`; a refused one is counted."""
         started = time.monotonic()
         limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
         errors: Counter[str] = Counter()
@@ -199,13 +217,24 @@ class Worker:
         async def open_one(member: Member) -> None:
             async with limit:
                 try:
-                    member.connection = await client.open_connection(
-                        urls[member.node],
-                        lambda payload: self.on_text(member, payload),
-                        lambda: self.on_close(member),
-                        compress=compress,
-                        prefer=prefer,
-                    )
+                    if member.probe:
+                        member.connection = await client.open_connection(
+                            urls[member.node],
+                            lambda payload: self.on_text(member, payload),
+                            lambda: self.on_close(member),
+                            compress=compress,
+                            prefer=prefer,
+                        )
+                    else:
+                        counting = await sink.open_sink(
+                            urls[member.node],
+                            self.board,
+                            member.room,
+                            lambda count: self._on_online_count(member, count),
+                            lambda: self.on_close(member),
+                        )
+                        self.sinks.append(counting)
+                        member.connection = counting
                     member.open = True
                     self.open_count += 1
                 except Exception as error:  # refused upgrade, reset, timeout
@@ -222,6 +251,8 @@ class Worker:
             "errors": dict(errors),
             "seconds": time.monotonic() - started,
             "library": client.library_for(compress, prefer),
+            "probes": sum(1 for member in new if member.open and member.probe),
+            "sinks": sum(1 for member in new if member.open and not member.probe),
             "compressed": sum(
                 1 for m in new if m.connection is not None and m.connection.compressed
             ),
@@ -266,9 +297,9 @@ class Worker:
         while (
             self.settled < self.open_count
             and time.monotonic() < deadline
-            and self.frames != last_frames
+            and self.frames_received() != last_frames
         ):
-            last_frames = self.frames
+            last_frames = self.frames_received()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self.all_settled.wait(), min(quiet, max(0.0, deadline - time.monotonic()))
@@ -280,7 +311,7 @@ class Worker:
         delay = (start_ns - time.monotonic_ns()) / 1e9
         if delay > 0:
             await asyncio.sleep(delay)
-        frames_before = self.frames
+        frames_before = self.frames_received()
         cpu_before = time.process_time()
         first_send_ns = time.monotonic_ns()
         for member in self.members:
@@ -289,7 +320,7 @@ class Worker:
         summary = await self.settle(timeout)
         summary["joined_per_room"] = dict(Counter(m.room for m in self.members if m.open))
         summary["first_send_ns"] = first_send_ns
-        summary["frames"] = self.frames - frames_before
+        summary["frames"] = self.frames_received() - frames_before
         summary["cpu_seconds"] = time.process_time() - cpu_before
         summary["wall_seconds"] = (time.monotonic_ns() - first_send_ns) / 1e9
         return summary
@@ -322,6 +353,10 @@ class Worker:
         self.tally = None
         return summary
 
+    def frames_received(self) -> int:
+        """By probes and counting members alike: activity, for the quiet timeouts."""
+        return self.frames + self.board.frames
+
     def _presence_summary(self) -> dict[str, Any]:
         settled_times = [member.settled_ns for member in self.members if member.settled_ns]
         return {
@@ -336,6 +371,7 @@ class Worker:
         self.step = step
         self.received = self.stale = self.expected = 0
         self.latencies = [array("q") for _ in self.latencies]
+        self.board.begin_step(step, self.sinks)
         self.drained.clear()
         self._cpu_started = time.process_time()
         self._wall_started = time.monotonic()
@@ -360,18 +396,42 @@ class Worker:
             await asyncio.sleep(PACING_INTERVAL)
         return {"sent_per_room": dict(sent_per_room), "seconds": time.monotonic() - started}
 
-    async def drain(self, expected: int, quiet: float, cap: float) -> dict[str, Any]:
-        """Wait for `expected` deliveries of the current step, or until none came for `quiet` s."""
+    async def drain(
+        self,
+        expected: int,
+        quiet: float,
+        cap: float,
+        sent_per_room: dict[str, int] | None = None,
+    ) -> dict[str, Any]:
+        """Wait for `expected` deliveries of the current step, or until none came for `quiet` s.
+
+        Probes count what they parsed; counting members count up to what was sent to
+        their room (`sent_per_room`, all workers' sends), the rest is excess.
+        """
+        self.board.set_caps(self.sinks, sent_per_room or {})
         self.expected = expected
         deadline = time.monotonic() + cap
         last = -1
-        while self.received < expected and time.monotonic() < deadline and self.received != last:
-            last = self.received
+        while (
+            (progress := self.received + self.board.counted) < expected
+            and time.monotonic() < deadline
+            and progress != last
+        ):
+            last = progress
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.drained.wait(), quiet)
+        counted = self.board.end_step()
         return {
-            "received": self.received,
-            "stale": self.stale,
+            "received": self.received + counted["counted"],
+            "probe_received": self.received,
+            "counted": counted["counted"],
+            "excess": counted["excess"],
+            "other_frames": counted["other_frames"],
+            "probe_stale": self.stale,
+            "counted_stale": counted["stale"],
+            "stale": self.stale + counted["stale"],
+            "probes": sum(1 for m in self.members if m.open and m.probe),
+            "sinks": sum(1 for m in self.members if m.open and not m.probe),
             "latencies": b"".join(samples.tobytes() for samples in self.latencies),
             "latencies_per_node": [samples.tobytes() for samples in self.latencies]
             if len(self.latencies) > 1
@@ -388,6 +448,7 @@ class Worker:
                 member.open = False
                 member.connection.close()
         self.members.clear()
+        self.sinks.clear()
         self.open_count = self.settled = 0
         await client.close_shared_session()
         return {}

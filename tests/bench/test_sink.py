@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from bench.sink import NO_STEP, Board, Sink, open_sink, step_tag
+from bench.worker import Member, Worker
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
@@ -315,6 +316,27 @@ async def test_other_frames_and_the_highest_online_count_per_read() -> None:
     peer.feed(frame(message(0)))
     assert peer.online == [4, 1000]
     assert (peer.board.counted, peer.board.other_frames) == (1, 5)
+
+
+async def test_the_worker_drains_on_counted_deliveries_and_settles_sinks() -> None:
+    worker = Worker(0)
+    member = Member("u1", ROOM, room_size=3, probe=False)
+    peer = Peer(worker.board)
+    peer.sink.on_online = lambda count: worker._on_online_count(member, count)
+    member.connection, member.open = peer.sink, True
+    worker.members.append(member)
+    worker.sinks.append(peer.sink)
+    worker.open_count = 1
+    peer.feed(frame(online_users(2)))
+    assert not member.settled_ns
+    peer.feed(frame(online_users(3)))
+    assert worker.settled == 1
+    await worker.load(step=0, rate=0.0, duration=0.0)
+    peer.feed(frame(message(0)) * 3 + frame(message(1000)))
+    answer = await worker.drain(expected=2, quiet=30.0, cap=30.0, sent_per_room={ROOM: 2})
+    assert (answer["received"], answer["counted"], answer["excess"]) == (2, 2, 1)
+    assert (answer["probe_received"], answer["stale"], answer["sinks"]) == (0, 1, 1)
+    assert answer["other_frames"] == 2
 
 
 async def test_against_a_real_server() -> None:
