@@ -9,8 +9,8 @@ each answers with a plain dict. Receiving is the hot path. A member is one of tw
   and for a `message` frame the send time that the sender put into `content` as
   "<monotonic_ns>:<step>" (every server echoes content unchanged, so latency needs no
   server support). Latency comes from probes only.
-- a counting member (`sink.py`) only counts its room's deliveries of the step, which
-  costs a tenth of a probe's CPU per frame; the delivery ratio counts both kinds.
+- a counting member (`sink.py`) only counts its room's deliveries of the step, for
+  under a fifth of a probe's CPU per frame; the delivery ratio counts both kinds.
 """
 
 import asyncio
