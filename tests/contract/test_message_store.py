@@ -323,3 +323,28 @@ async def test_submitted_messages_are_reported_in_submission_order(store: Messag
     for room in ("room0", "room1"):
         ids = [a.message.id for a in appended if a.message.room == room and not a.duplicate]
         assert ids == list(range(1, 76))
+
+
+async def test_every_write_is_timed_with_the_messages_it_carried(store: MessageStore) -> None:
+    times = store.write_times
+    before_writes, before_messages = times.writes, times.messages
+    await fill(store, "timed", 3)
+    assert times.writes - before_writes == 3  # awaited one at a time: one write each
+    assert times.messages - before_messages == 3
+    assert sum(times.counts) == times.writes
+    assert times.seconds > 0
+
+    reported = asyncio.get_running_loop().create_future()
+    outcomes: list[Appended | Exception] = []
+
+    def stored(outcome: Appended | Exception) -> None:
+        outcomes.append(outcome)
+        if len(outcomes) == 50 and not reported.done():
+            reported.set_result(None)
+
+    for n in range(50):
+        store.submit("timed", "ann", f"burst {n}", T0 + 10 + n, None, stored)
+    async with asyncio.timeout(10):
+        await reported
+    assert times.messages - before_messages == 53
+    assert 4 <= times.writes - before_writes <= 53  # a store may write a burst together

@@ -212,3 +212,21 @@ async def test_room_messages_after_says_when_retention_removed_some(
     assert page["truncated"] is True
     _, kept, _ = await get(second, f"/rooms/r/messages?after={ids[1]}")
     assert kept["truncated"] is False
+
+
+async def test_metrics_time_the_stores_writes(start_server: StartServer, tmp_path: Path) -> None:
+    """Each message is delivered once written: its write's time is in /metrics."""
+    server = await start_server(store="sqlite", data_dir=str(tmp_path))
+    _, before, _ = await get(server, "/metrics")
+    assert metric(before, "hubbub_store_write_seconds_count") == 0
+    async with await ChatClient.connect(server.ws_url) as ann:
+        await ann.join("r", "ann")
+        for n in range(3):
+            await ann.say(f"stored {n}")
+    _, after, _ = await get(server, "/metrics")
+    written = metric(after, "hubbub_store_written_messages_total")
+    assert written == 3
+    writes = metric(after, "hubbub_store_write_seconds_count")
+    assert 1 <= writes <= written
+    assert metric(after, 'hubbub_store_write_seconds_bucket{le="+Inf"}') == writes
+    assert metric(after, "hubbub_store_write_seconds_sum") > 0

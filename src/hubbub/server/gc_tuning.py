@@ -31,6 +31,8 @@ from typing import Any
 from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hubbub.server.histograms import cumulative_buckets
+
 THRESHOLDS = (50_000, 20, 10)
 """gc.set_threshold arguments: objects before a young collection, young collections
 before a middle one, middle ones before a full one is considered."""
@@ -83,11 +85,8 @@ class GcPauses(Collector):
             labels=["generation"],
         )
         for generation, counts in enumerate(self._buckets):
-            cumulative, total = [], 0
-            for bound, count in zip((*BUCKETS, float("inf")), counts, strict=True):
-                total += count
-                cumulative.append((repr(bound) if bound != float("inf") else "+Inf", total))
-            pauses.add_metric([str(generation)], cumulative, self._sums[generation])
+            buckets = cumulative_buckets(BUCKETS, counts)
+            pauses.add_metric([str(generation)], buckets, self._sums[generation])
         yield pauses
         yield GaugeMetricFamily(
             "hubbub_gc_frozen_objects",

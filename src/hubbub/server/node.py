@@ -45,7 +45,7 @@ from hubbub.server.flusher import Flusher
 from hubbub.server.frames import Deflater
 from hubbub.server.registry import Registry
 from hubbub.server.rooms import Rooms
-from hubbub.server.stats import Metrics, RateMeter
+from hubbub.server.stats import Metrics, RateMeter, StoreWrites
 from hubbub.store.base import Appended, MessageStore, Retention, Retry, StoreUnavailable
 
 log = logging.getLogger("hubbub.node")
@@ -89,6 +89,7 @@ class Node:
         self.metrics = Metrics()
         self.metrics.rooms.set_function(self.hub.room_count)
         self.metrics.watchers.set_function(self.watchers.size)
+        self.metrics.registry.register(StoreWrites(store.write_times))
         self.registry = Registry(self.metrics, settings.heartbeat, clock)
         self.message_rate = RateMeter()
         self.started = clock()

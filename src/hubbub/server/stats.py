@@ -4,10 +4,12 @@ from collections import deque
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hubbub.server.gc_tuning import GcPauses
+from hubbub.server.histograms import cumulative_buckets
+from hubbub.store import write_times
 
 
 class RateMeter:
@@ -46,6 +48,26 @@ class Totals(Collector):
         yield CounterMetricFamily("hubbub_messages", "Chat messages accepted", self.messages)
         yield CounterMetricFamily(
             "hubbub_deliveries", "Frames queued to connections by fan-out", self.deliveries
+        )
+
+
+class StoreWrites(Collector):
+    """The message store's write times (`hubbub.store.write_times`), read when scraped."""
+
+    def __init__(self, times: write_times.WriteTimes) -> None:
+        self._times = times
+
+    def collect(self) -> Iterator[Metric]:
+        times = self._times
+        writes = HistogramMetricFamily(
+            "hubbub_store_write_seconds",
+            "Time the message store took to write each batch of messages (durably, for a"
+            " durable store); a message is delivered only once its batch is written",
+        )
+        writes.add_metric([], cumulative_buckets(write_times.BUCKETS, times.counts), times.seconds)
+        yield writes
+        yield CounterMetricFamily(
+            "hubbub_store_written_messages", "Messages in those writes", times.messages
         )
 
 

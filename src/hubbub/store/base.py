@@ -22,6 +22,8 @@ Guarantees (checked by tests/contract/test_message_store.py for every store):
 - Any failure of the underlying storage raises `StoreUnavailable`, never
   something else, so the server can answer `unavailable`; the store recovers
   by itself when the storage does.
+- Every write of messages that succeeds is recorded in `write_times` (its time
+  and how many messages it carried), for /metrics.
 """
 
 import asyncio
@@ -31,6 +33,7 @@ from typing import Protocol
 
 from hubbub.protocol.errors import Ref
 from hubbub.protocol.events import ChatMessage
+from hubbub.store.write_times import WriteTimes
 
 DEDUPE_WINDOW_MS = 5 * 60 * 1000
 
@@ -81,6 +84,9 @@ when the storage failed)."""
 
 
 class MessageStore(Protocol):
+    write_times: WriteTimes
+    """How long each write of messages took (see `write_times`)."""
+
     async def open(self) -> None:
         """Create or migrate what the store needs; called once before use."""
         ...

@@ -1,10 +1,12 @@
 """The in-memory store: fast, and forgets everything on restart."""
 
+import time
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 
 from hubbub.protocol.events import ChatMessage
 from hubbub.store.base import DEDUPE_WINDOW_MS, Appended, Page, Retention, Retry, Stored
+from hubbub.store.write_times import WriteTimes
 
 
 class MemoryStore:
@@ -12,6 +14,7 @@ class MemoryStore:
         self._rooms: defaultdict[str, list[ChatMessage]] = defaultdict(list)
         self._last_ids: defaultdict[str, int] = defaultdict(int)
         self._retries: dict[tuple[str, str, str], ChatMessage] = {}
+        self.write_times = WriteTimes()
 
     async def open(self) -> None:
         return None
@@ -48,16 +51,20 @@ class MemoryStore:
         retry: Retry | None,
         data: object,
     ) -> Appended:
-        if retry is not None:
-            first = self._retries.get((room, retry.sender, retry.key()))
-            if first is not None and timestamp_ms - first.timestamp_ms < DEDUPE_WINDOW_MS:
-                return Appended(first, duplicate=True)
-        self._last_ids[room] += 1
-        message = ChatMessage(self._last_ids[room], room, sender, content, timestamp_ms, data)
-        self._rooms[room].append(message)
-        if retry is not None:
-            self._retries[(room, retry.sender, retry.key())] = message
-        return Appended(message)
+        started = time.perf_counter()
+        try:
+            if retry is not None:
+                first = self._retries.get((room, retry.sender, retry.key()))
+                if first is not None and timestamp_ms - first.timestamp_ms < DEDUPE_WINDOW_MS:
+                    return Appended(first, duplicate=True)
+            self._last_ids[room] += 1
+            message = ChatMessage(self._last_ids[room], room, sender, content, timestamp_ms, data)
+            self._rooms[room].append(message)
+            if retry is not None:
+                self._retries[(room, retry.sender, retry.key())] = message
+            return Appended(message)
+        finally:
+            self.write_times.record(time.perf_counter() - started, 1)
 
     async def history(self, room: str, before: int | None, limit: int) -> Page:
         messages = self._rooms.get(room, [])

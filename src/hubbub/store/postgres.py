@@ -49,6 +49,7 @@ from hubbub.store.base import (
     StoreUnavailable,
     submitted,
 )
+from hubbub.store.write_times import WriteTimes
 
 log = logging.getLogger("hubbub.store")
 
@@ -161,6 +162,7 @@ class PostgresStore:
         self._closing = False
         self._writer: asyncio.Task[None] | None = None
         self._failing = False
+        self.write_times = WriteTimes()
 
     # --- opening and closing -----------------------------------------------------------
 
@@ -268,11 +270,13 @@ class PostgresStore:
         storable = [append for append, refusal in zip(batch, refusals, strict=True) if not refusal]
         stored: list[Appended | Exception] = []
         if storable:
+            started = time.perf_counter()
             try:
                 stored = await self._append_all(storable)
             except Exception as error:
                 stored = [self._failure(error)] * len(storable)
             else:
+                self.write_times.record(time.perf_counter() - started, len(storable))
                 self._available()
         answers = iter(stored)
         return [refusal or next(answers) for refusal in refusals]

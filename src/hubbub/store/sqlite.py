@@ -52,6 +52,7 @@ from hubbub.store.base import (
 )
 from hubbub.store.commit_pacer import CommitPacer
 from hubbub.store.recent import RecentRetries, RetryKey
+from hubbub.store.write_times import WriteTimes
 
 log = logging.getLogger("hubbub.store")
 
@@ -137,6 +138,8 @@ class SqliteStore:
     """Owned by the writer thread once it started."""
     _last_ids: dict[str, int] = field(default_factory=dict)
     """Each room's highest stored id, as far as the writer has seen it; writer-owned."""
+    write_times: WriteTimes = field(default_factory=WriteTimes)
+    """Recorded by the writer thread."""
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -268,9 +271,11 @@ class SqliteStore:
         def store(c: sqlite3.Connection) -> _Stored:
             return _store_appends(c, appends, self._recent, self._last_ids)
 
+        started = time.perf_counter()
         done, failure = self._guarded(connection, store)
         if done is None:
             return [(append.stored, None, failure) for append in appends]
+        self.write_times.record(time.perf_counter() - started, len(appends))
         self._recent.remember(done.firsts)
         self._last_ids.update(done.last_ids)
         return [(a.stored, value, None) for a, value in zip(appends, done.results, strict=True)]
