@@ -69,6 +69,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="watchers in W's loaded room instead of 10,000 (quick: 1,000)",
     )
     parser.add_argument(
+        "--w-probes",
+        type=int,
+        help="watchers in W's loaded room that parse every frame for latency (default 50);"
+        " the others only count deliveries; 0: every watcher parses (the old way)",
+    )
+    parser.add_argument(
         "--workers", type=int, default=2, help="load-generator processes (default 2)"
     )
     parser.add_argument(
@@ -140,6 +146,10 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         if args.s1_probes < 0:
             raise SystemExit("--s1-probes must be 0 or more")
         sizes = replace(sizes, s1_probes=args.s1_probes)
+    if args.w_probes is not None:
+        if args.w_probes < 0:
+            raise SystemExit("--w-probes must be 0 or more")
+        sizes = replace(sizes, w_probes=args.w_probes)
     if not args.s1_rates:
         return sizes
     return replace(sizes, s1_rates=args.s1_rates, s1_stop_on_failure=False)

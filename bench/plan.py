@@ -39,6 +39,9 @@ class Sizes:
     w_seconds: float = 10.0
     w_linger: float = 1.0
     """Seconds W keeps counting frames after the last watcher's ack."""
+    w_probes: int = 50
+    """W's load: watchers that parse every frame for latency; the others only count
+    deliveries (the sending members are probes too). 0: every watcher is a probe."""
     s1_stop_on_failure: bool = True
     """False when the rates were given (`--s1-rates 50,50,50`): every one is a sample."""
     s1_probes: int = 50

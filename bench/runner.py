@@ -83,8 +83,9 @@ def _headline(scenario: str, result: dict[str, Any]) -> str:
             f"{join['acked']}/{join['watchers']} watchers acked, "
             f"{join['frames_per_watcher']} frames each, {join['presence_frames']} presence; "
             f"{result['load']['watchers_connected']} watchers at {step['offered_rate']} msg/s: "
-            f"ratio {step['delivery_ratio']:.4f} p99 {step['p99_ms']:.1f} ms "
-            f"{step['server_cpu_us_per_delivery'] or 0:.2f} us CPU/delivery"
+            f"ratio {step['delivery_ratio']:.4f} p50 {step['p50_ms']:.1f} p99 {step['p99_ms']:.1f} "
+            f"ms {step['server_cpu_us_per_delivery'] or 0:.2f} us CPU/delivery, generator "
+            f"{step['generator_cpu_share']:.0%} ({step['counting_members']} counting members)"
         )
     return ""
 

@@ -393,7 +393,9 @@ def run_w(server_name: str, plan: Plan, split: CoreSplit) -> Result:
     Each part has one member per worker, which sends (a room's watchers cannot). The
     join part counts every frame the watchers and the members receive from the moment
     the watchers' joins go out until `w_linger` s after the last ack (presence frames
-    are coalesced over 250 ms, so any would come within it)."""
+    are coalesced over 250 ms, so any would come within it), by type: everyone there
+    is a probe. The load part's room has `w_probes` watchers that parse (latency) and
+    counting members for the others, which settle on their ack like a probe."""
     sizes = plan.sizes
     result: Result = {}
     with Rig(server_name, plan, split, compression=False) as rig:
@@ -437,8 +439,10 @@ def run_w(server_name: str, plan: Plan, split: CoreSplit) -> Result:
         result["join"] = arrival
     with Rig(server_name, plan, split, compression=False) as rig:
         load: Result = rig.connect(rig.swarm.size, 1, "wl")
-        watchers = rig.connect(sizes.w_watchers, 1, "wl", watch=True)
+        watchers = rig.connect(sizes.w_watchers, 1, "wl", watch=True, probes=sizes.w_probes or None)
         load["watchers_connected"] = watchers["connections_made"]
+        load["watcher_probes"] = watchers["probe_members"]
+        load["watcher_counting_members"] = watchers["counting_members"]
         load["connect_seconds"] = max(load["connect_seconds"], watchers["connect_seconds"])
         presence, joined = rig.join_and_settle(
             sizes.join_concurrency, sizes.w_watchers + rig.swarm.size

@@ -18,7 +18,8 @@ How a text frame is counted (`Board` holds the worker's tallies):
   counted. This is the late-frame rule: a step's count holds only its own messages,
   however late a previous step's arrive;
 - every other frame, control frames included, is one of `other_frames`; an
-  `online_users` among them has its `count` read for the member's presence.
+  `online_users` among them has its `count` read for the member's presence, and a
+  watcher's sink (one given `on_ack`) looks for its join's `ack` among them.
 """
 
 import asyncio
@@ -36,6 +37,9 @@ MAX_HANDSHAKE_BYTES = 64 * 1024
 NO_STEP = b"\xff"
 """The tag between steps: 0xFF never occurs in UTF-8, so no frame matches it."""
 COUNT_PATTERN = re.compile(rb'"count"\s*:\s*(\d+)')
+ACK = b'"ack"'
+"""In the answer to a join with a `ref` (a watcher's: `{"type":"ack","ref":"w"}`); the
+probes' test (`Worker.on_text`) too."""
 
 TEXT = 0x1
 BINARY = 0x2
@@ -130,12 +134,16 @@ class Sink(asyncio.Protocol):
         room: str = "",
         on_online: Callable[[int], None] | None = None,
         on_close: Callable[[], None] | None = None,
+        on_ack: Callable[[], None] | None = None,
     ) -> None:
         self.board = board
         self.room = room
         self.on_online = on_online
         """Called once per read that had `online_users` frames, with their highest count."""
         self.on_close = on_close
+        self.on_ack = on_ack
+        """Called once per read that had an `ack` frame (a watcher's join answered);
+        None: acks are not looked for."""
         self.step_deliveries = 0
         self.cap: int | None = None
         """Deliveries the step can count for this member; None until the drain knows."""
@@ -148,6 +156,7 @@ class Sink(asyncio.Protocol):
         self._pending = bytearray()
         self._fragments: bytearray | None = None
         self._online = -1
+        self._acked = False
 
     # -- asyncio.Protocol -----------------------------------------------------------------
 
@@ -267,6 +276,9 @@ class Sink(asyncio.Protocol):
             if self._online >= 0 and self.on_online is not None:
                 online, self._online = self._online, -1
                 self.on_online(online)
+            if self._acked and self.on_ack is not None:
+                self._acked = False
+                self.on_ack()
         return pos
 
     def _unusual(self, buf: bytes | bytearray, first: int, start: int, end: int) -> int:
@@ -307,6 +319,8 @@ class Sink(asyncio.Protocol):
             self.board.stale += 1
         else:
             self.board.other_frames += 1
+            if self.on_ack is not None and buf.find(ACK, start, end) >= 0:
+                self._acked = True
         return 0
 
     def _answer_close(self, payload: bytes) -> None:
@@ -345,12 +359,13 @@ async def open_sink(
     room: str,
     on_online: Callable[[int], None],
     on_close: Callable[[], None],
+    on_ack: Callable[[], None] | None = None,
     timeout: float = HANDSHAKE_TIMEOUT,
 ) -> Sink:
     """Connect over TCP (ws:// only) and finish the opening handshake."""
     uri = parse_uri(url)
     loop = asyncio.get_running_loop()
-    sink = Sink(url, board, room, on_online, on_close)
+    sink = Sink(url, board, room, on_online, on_close, on_ack)
     try:
         async with asyncio.timeout(timeout):
             await loop.create_connection(lambda: sink, uri.host, uri.port)

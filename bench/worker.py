@@ -76,8 +76,9 @@ class Member:
         self.watch = watch
         """Joins as a watcher (protocol 1.1): settled by its join's ack, as it gets no
         online_users."""
-        self.probe = probe or watch
-        """Parses every frame (latency); otherwise a counting member (`sink.Sink`)."""
+        self.probe = probe
+        """Parses every frame (latency); otherwise a counting member (`sink.Sink`), which
+        for a watcher also looks for the ack."""
         self.connection: client.Connection | None = None
         self.open = False
         self.online_count = 0
@@ -130,7 +131,7 @@ class Worker:
             self._on_online_users(member, payload)
         elif b'"content"' in payload:
             self._on_message(member, payload)
-        elif member.watch and b'"ack"' in payload:
+        elif member.watch and sink.ACK in payload:
             self._on_watch_ack(member)
 
     def _count(self, member: Member, payload: bytes) -> None:
@@ -232,6 +233,7 @@ class Worker:
                             member.room,
                             lambda count: self._on_online_count(member, count),
                             lambda: self.on_close(member),
+                            (lambda: self._on_watch_ack(member)) if member.watch else None,
                         )
                         self.sinks.append(counting)
                         member.connection = counting
@@ -328,7 +330,10 @@ class Worker:
     async def watch_burst(self, start_ns: int, timeout: float, linger: float) -> dict[str, Any]:
         """Scenario W: at `start_ns` send every watcher's join at once; once each has its
         ack, keep counting for `linger` s, so that presence frames sent late are seen too.
-        Returns the frames received meanwhile, by role and type."""
+        Returns the frames received meanwhile, by role and type, which only probes
+        parse: every member must be one (a thousand acks cost them nothing)."""
+        if self.sinks:
+            raise ValueError("watch_burst tallies frames by type: counting members cannot")
         delay = (start_ns - time.monotonic_ns()) / 1e9
         if delay > 0:
             await asyncio.sleep(delay)

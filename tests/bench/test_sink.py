@@ -6,7 +6,7 @@ masked. One test talks to a real websockets server on 127.0.0.1.
 """
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from bench.sink import NO_STEP, Board, Sink, open_sink, step_tag
@@ -17,6 +17,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 
 ROOM = "r-0"
+ACK = b'{"type":"ack","ref":"w"}'
 
 
 def message(step: int, sender: str = "u1") -> bytes:
@@ -70,11 +71,18 @@ class FakeTransport(asyncio.Transport):
 class Peer:
     """A sink with a fake transport, past its handshake, and the server's side of it."""
 
-    def __init__(self, board: Board | None = None, after_handshake: bytes = b"") -> None:
+    def __init__(
+        self,
+        board: Board | None = None,
+        after_handshake: bytes = b"",
+        on_ack: Callable[[], None] | None = None,
+    ) -> None:
         self.board = board or Board()
         self.online: list[int] = []
         self.closes = 0
-        self.sink = Sink("ws://127.0.0.1:9/ws", self.board, ROOM, self.online.append, self._closed)
+        self.sink = Sink(
+            "ws://127.0.0.1:9/ws", self.board, ROOM, self.online.append, self._closed, on_ack
+        )
         self.transport = FakeTransport()
         self.server = ServerProtocol()
         self.sink.connection_made(self.transport)
@@ -318,6 +326,57 @@ async def test_other_frames_and_the_highest_online_count_per_read() -> None:
     assert (peer.board.counted, peer.board.other_frames) == (1, 5)
 
 
+async def test_a_watchers_sink_sees_its_ack_once_per_read() -> None:
+    acks: list[int] = []
+    peer = Peer(on_ack=lambda: acks.append(peer.board.frames))
+    board = peer.board
+    board.begin_step(0, [peer.sink])
+    peer.feed(frame(b'{"type":"welcome","protocol":"1.1"}') + frame(message(0)))
+    assert acks == []
+    peer.feed(frame(ACK) + frame(message(0)) + frame(ACK))
+    assert acks == [5], "once per read, after the read's frames"
+    head, tail = frame(ACK)[:9], frame(ACK)[9:]
+    peer.feed(head)
+    assert acks == [5]
+    peer.feed(tail)
+    assert acks == [5, 6]
+    assert (board.counted, board.stale, board.other_frames) == (2, 0, 4)
+
+
+async def test_a_members_sink_does_not_look_for_acks() -> None:
+    peer = Peer()
+    peer.feed(frame(ACK))
+    assert peer.sink.on_ack is None
+    assert not peer.sink._acked
+    assert peer.board.other_frames == 1
+
+
+async def test_a_watchers_sink_settles_and_joins_on_its_ack() -> None:
+    worker = Worker(0)
+    member = Member("v0", ROOM, room_size=1, sender=False, watch=True, probe=False)
+    assert not member.probe
+    peer = Peer(worker.board, on_ack=lambda: worker._on_watch_ack(member))
+    member.connection, member.open = peer.sink, True
+    worker.members.append(member)
+    worker.sinks.append(peer.sink)
+    worker.open_count = 1
+    member.join_reply = asyncio.get_running_loop().create_future()
+    peer.feed(frame(b'{"type":"welcome"}'))
+    assert (member.join_reply.done(), worker.settled) == (False, 0)
+    peer.feed(frame(ACK))
+    assert member.join_reply.done()
+    assert member.settled_ns
+    assert (worker.settled, worker.all_settled.is_set()) == (1, True)
+
+
+async def test_watch_burst_refuses_counting_members() -> None:
+    """Its frames-by-type tally needs every frame parsed, which only probes do."""
+    worker = Worker(0)
+    worker.sinks.append(Peer(worker.board).sink)
+    with pytest.raises(ValueError, match="counting members"):
+        await worker.watch_burst(start_ns=0, timeout=1.0, linger=0.0)
+
+
 async def test_the_worker_drains_on_counted_deliveries_and_settles_sinks() -> None:
     worker = Worker(0)
     member = Member("u1", ROOM, room_size=3, probe=False)
@@ -362,3 +421,35 @@ async def test_against_a_real_server() -> None:
         assert await joined == b'{"type":"join","room":"r-0","username":"u1"}'
         await closed.wait()
     assert (board.counted, board.other_frames, online) == (1, 4, [1])
+
+
+async def test_the_worker_connects_watchers_as_sinks_that_join_on_their_ack() -> None:
+    """`Worker.connect` gives a watcher's sink the ack callback, a member's none; `join`
+    returns once the server has acked the watcher's join."""
+    joins: list[bytes] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        await connection.send('{"type":"welcome"}')
+        joins.append(await connection.recv(decode=False))
+        if b'"watch":true' in joins[-1]:
+            await connection.send(ACK.decode())
+        else:
+            await connection.send(online_users(1).decode())
+        await connection.wait_closed()
+
+    worker = Worker(0)
+    async with serve(handler, "127.0.0.1", 0) as server:
+        url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/ws"
+        answer = await worker.connect(
+            [url], [("v0", ROOM, 1, 0, False, True, False), ("u0", "r-1", 1, 0, True, False, False)]
+        )
+        assert (answer["connected"], answer["sinks"], answer["probes"]) == (2, 2, 0)
+        assert {s.room: s.on_ack is not None for s in worker.sinks} == {ROOM: True, "r-1": False}
+        joined = await worker.join(concurrency=2)
+        assert joined["joined_per_room"] == {ROOM: 1, "r-1": 1}
+        assert worker.settled == 2
+        await worker.close()
+    assert sorted(joins) == [
+        b'{"type":"join","room":"r-0","username":"v0","watch":true,"ref":"w"}',
+        b'{"type":"join","room":"r-1","username":"u0"}',
+    ]
