@@ -159,6 +159,22 @@ async def test_locked_database_is_unavailable_then_recovers(
     assert (await store.append("r", "ann", "after", T0 + 2)).message.id == 2
 
 
+async def test_only_writes_that_stored_something_are_timed(
+    store: SqliteStore, lock: sqlite3.Connection
+) -> None:
+    """A failed write is an error to the client, not a latency: it stays out of the
+    histogram, so a locked database does not pass for a fast disk."""
+    await store.append("r", "ann", "before", T0)
+    assert (store.write_times.writes, store.write_times.messages) == (1, 1)
+    lock.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(StoreUnavailable):
+        await store.append("r", "ann", "while locked", T0 + 1)
+    assert (store.write_times.writes, store.write_times.messages) == (1, 1)
+    lock.execute("ROLLBACK")
+    await store.append("r", "ann", "after", T0 + 2)
+    assert (store.write_times.writes, store.write_times.messages) == (2, 2)
+
+
 async def test_sqlite_runs_off_the_event_loop_thread(store: SqliteStore) -> None:
     loop_thread = threading.get_ident()
     seen: list[int] = []
