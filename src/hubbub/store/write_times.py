@@ -3,12 +3,11 @@
 A message is delivered once the store has written it: for SQLite with
 `synchronous = FULL`, once the WAL's fsync has returned. So every delivery's
 latency holds its write, and when the disk's fsync stalls, every message in flight
-waits for it. On a shared virtual disk that happens: in issue 18's S2 runs
-`fdatasync` took 5-40 ms for seconds at a time, and S2's p99 went from 8 ms to
-46 ms with the server doing nothing differently. The histogram shows an operator
-that the disk is the cause, and a write slower than `SLOW_SECONDS` is logged (at
-most once per `LOG_EVERY_SECONDS`, with how many there were meanwhile), as Redis
-logs a slow AOF fsync.
+waits for it: on a shared virtual disk, for seconds at a time (docs/benchmarks.md,
+"S2: the disk's fsync, not the server"), with the server doing nothing differently.
+The histogram shows an operator that the disk is the cause, and a write slower than
+`SLOW_SECONDS` is logged (at most once per `LOG_EVERY_SECONDS`, with how many there
+were meanwhile), as Redis logs a slow AOF fsync.
 
 The counts are plain ints and lists, with no lock: each store records from one
 thread (SQLite's writer thread, PostgreSQL's event loop), and /metrics reads them
