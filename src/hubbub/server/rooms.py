@@ -328,14 +328,16 @@ class Rooms:
 
     def _list_due(self, room: str) -> None:
         self._timers.pop(room, None)
+        self._spawn(self._send_list(room))
+
+    async def _send_list(self, room: str) -> None:
         if not self.hub.has(room):
             self._throttle.forget(room)
             self._listed.pop(room, None)
             return
+        # Sent from when presence is read, not from when the timer fired: a change in
+        # between is in the list read here, and must not schedule a second one.
         self._throttle.due(room, self._clock())
-        self._spawn(self._send_list(room))
-
-    async def _send_list(self, room: str) -> None:
         try:
             users = await self._presence.users(room)
         except PresenceUnavailable as error:
