@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.store_throughput --postgresql postgresql://postgres@127.0.0.1:5432/postgres
 	$(BIN)/python -m bench.store_cost --postgresql postgresql://postgres@127.0.0.1:5432/postgres
 	$(BIN)/python -m bench.publish_http
+	$(BIN)/python -m bench.gc_arrivals
 
 # `make soak ARGS=--cluster`: two nodes on a private redis-server and a PostgreSQL
 # database of the soak's own; Redis is restarted and a node SIGKILLed during the run.

@@ -14,9 +14,12 @@ delivery in flight waits for one (scenario S2 with the memory store: p99
   frozen: no collection walks it again.
 - The youngest generation is collected after 50,000 new objects rather than
   700. Chat traffic frees almost everything it allocates by reference
-  counting, so young collections find little; fewer of them means fewer
-  survivors promoted, and so far fewer full collections. A young collection
-  of 50,000 objects takes about a millisecond.
+  counting, so under traffic the young generation hardly fills; fewer young
+  collections means fewer survivors promoted, and so far fewer full
+  collections. The price is paid while connections arrive: each leaves about
+  40 tracked objects alive, so every 1,300 or so arrivals fill the young
+  generation with survivors, and walking them stops the loop for 20-30 ms
+  (`python -m bench.gc_arrivals`; figures in `docs/benchmarks.md`).
 
 Cycles among long-lived objects are still collected, by the full collections
 that remain. `GcPauses` records every collection's pause in /metrics.
