@@ -342,10 +342,10 @@ class Rooms:
             users = await self._presence.users(room)
         except PresenceUnavailable as error:
             log.debug("online_users of %r not sent (%s); trying again", room, error)
-            self._timers.setdefault(
-                room,
-                asyncio.get_running_loop().call_later(LIST_RETRY_SECONDS, self._list_due, room),
-            )
+            if room not in self._timers:  # else a change since has a list coming already
+                self._timers[room] = asyncio.get_running_loop().call_later(
+                    LIST_RETRY_SECONDS, self._list_due, room
+                )
             return
         if room in self._diffing:
             self._diffing.discard(room)
